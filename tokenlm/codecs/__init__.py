@@ -1,0 +1,5 @@
+"""Neural audio codecs."""
+
+from tokenlm.codecs.base import Codec
+
+__all__ = ["Codec"]
