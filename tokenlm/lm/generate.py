@@ -1,0 +1,132 @@
+"""Autoregressive generation of codebook patterns with a pre-allocated KV cache and guidance."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from conditioners.base import Condition
+from tokenlm.common.device import autocast, compute_dtype
+from tokenlm.lm.model import LMModel
+from tokenlm.lm.patterns import CodebookPattern
+from tokenlm.lm.sampling import SamplingParams, apply_cfg, sample_next
+
+UNKNOWN = -1  # a sequence position still to be generated
+
+ProgressCallback = Callable[[int, int], None]
+
+
+@torch.no_grad()
+def generate_codes(
+    model: LMModel,
+    pattern: CodebookPattern,
+    condition: Condition | None,
+    null_condition: Condition | None,
+    params: SamplingParams,
+    *,
+    batch_size: int | None = None,
+    prompt: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    progress: bool = False,
+    callback: ProgressCallback | None = None,
+) -> torch.Tensor:
+    """Generate ``pattern.num_frames`` frames of codes.
+
+    Args:
+        condition: the fused cross-attention condition ``[B, S, D]`` (None for an unconditional LM).
+        null_condition: the same for null attributes; required when ``params.cfg_coef != 1``.
+        prompt: ``[B, K, Tp]`` codes to continue (Tp <= num_frames); they are kept as they are.
+        callback: called as ``callback(steps_done, steps_total)`` after every step.
+    Returns:
+        codes ``[B, K, T]``.
+    """
+    cfg = model.config
+    device = next(model.parameters()).device
+    batch = condition.embeds.shape[0] if condition is not None else batch_size
+    if batch is None:
+        raise ValueError("batch_size is needed when there is no condition")
+    use_cfg = params.uses_cfg
+    if use_cfg and condition is not None and null_condition is None:
+        raise ValueError("cfg_coef != 1 needs a null condition")
+    use_cfg = use_cfg and condition is not None
+
+    known = torch.full((batch, cfg.num_codebooks, pattern.num_frames), UNKNOWN, dtype=torch.long, device=device)
+    if prompt is not None:
+        prompt_frames = min(prompt.shape[-1], pattern.num_frames)
+        known[..., :prompt_frames] = prompt[..., :prompt_frames].to(device)
+    sequence = pattern.build(known, cfg.special_token)  # [B, K, S]
+    unknown_steps = (sequence == UNKNOWN).flatten(0, 1).any(dim=0).nonzero()
+    if unknown_steps.numel() == 0:
+        return known
+    first, last = int(unknown_steps[0]), pattern.num_steps - 1
+
+    dtype = compute_dtype(device, next(model.parameters()).dtype)
+    with autocast(device):
+        passes = _make_passes(model, condition, null_condition, use_cfg, params.two_step_cfg, batch, last, dtype)
+        bar = tqdm(total=last - first + 1, disable=not progress, desc="generating", unit="step")
+        cached = 0
+        for step in range(first - 1, last):
+            chunk = sequence[:, :, cached : step + 1]  # [B, K, steps]
+            logits = [model(chunk if n == batch else chunk.repeat(2, 1, 1), ctx, cache)[:, :, -1]
+                      for n, ctx, cache in passes]  # each [n, K, card]
+            if use_cfg:
+                cond, uncond = logits if len(logits) == 2 else logits[0].float().split(batch)
+                next_logits = apply_cfg(cond.float(), uncond.float(), params.cfg_coef)
+            else:
+                next_logits = logits[0].float()
+            tokens = sample_next(next_logits, params, generator)  # [B, K]
+            target = sequence[:, :, step + 1]
+            sequence[:, :, step + 1] = torch.where(target == UNKNOWN, tokens, target)
+            cached = step + 1
+            bar.update(1)
+            if callback is not None:
+                callback(step - first + 2, last - first + 1)
+        bar.close()
+    return pattern.revert(sequence)
+
+
+def _make_passes(
+    model: LMModel,
+    condition: Condition | None,
+    null_condition: Condition | None,
+    use_cfg: bool,
+    two_step: bool,
+    batch: int,
+    capacity: int,
+    dtype: torch.dtype,
+) -> list[tuple[int, object, object]]:
+    """The forward passes of one step: ``(batch, cross context, KV cache)`` each."""
+    device = next(model.parameters()).device
+
+    def context(cond: Condition | None):
+        if cond is None:
+            return None
+        return model.cross_context(cond.embeds.to(device=device, dtype=dtype), cond.mask.to(device))
+
+    if not use_cfg:
+        return [(batch, context(condition), model.new_cache(batch, capacity, device, dtype))]
+    if two_step:
+        return [
+            (batch, context(condition), model.new_cache(batch, capacity, device, dtype)),
+            (batch, context(null_condition), model.new_cache(batch, capacity, device, dtype)),
+        ]
+    both = concat_conditions_batch(condition, null_condition)
+    return [(2 * batch, context(both), model.new_cache(2 * batch, capacity, device, dtype))]
+
+
+def concat_conditions_batch(first: Condition, second: Condition) -> Condition:
+    """Stack two conditions along the batch, padding the shorter sequence with masked zeros."""
+    length = max(first.embeds.shape[1], second.embeds.shape[1])
+    parts = [_pad_condition(c, length) for c in (first, second)]
+    return Condition(torch.cat([p.embeds for p in parts]), torch.cat([p.mask for p in parts]))
+
+
+def _pad_condition(cond: Condition, length: int) -> Condition:
+    extra = length - cond.embeds.shape[1]
+    if extra == 0:
+        return cond
+    embeds = torch.nn.functional.pad(cond.embeds, (0, 0, 0, extra))
+    mask = torch.nn.functional.pad(cond.mask, (0, extra), value=False)
+    return Condition(embeds, mask)

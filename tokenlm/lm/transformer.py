@@ -1,0 +1,158 @@
+"""Pre-norm transformer decoder blocks with causal self-attention, cross-attention and a KV cache.
+
+One block: ``x += SelfAttn(LN(x))``; ``x += CrossAttn(LN(x), condition)``; ``x += FFN(LN(x))`` — the layout of
+MusicGen (audiocraft and transformers alike), so their weights map one to one.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tokenlm.common.attention import attention
+from tokenlm.common.positions import apply_rope
+
+ACTIVATIONS = {"gelu": F.gelu, "relu": F.relu, "silu": F.silu}
+
+
+class KVCache:
+    """Pre-allocated self-attention keys and values for all layers.
+
+    ``keys[l]`` and ``values[l]`` are ``[B, H, capacity, Dh]``; :attr:`length` steps are filled.
+    """
+
+    def __init__(
+        self,
+        num_layers: int,
+        batch: int,
+        num_heads: int,
+        capacity: int,
+        head_dim: int,
+        device: torch.device,
+        dtype: torch.dtype,
+    ) -> None:
+        shape = (num_layers, batch, num_heads, capacity, head_dim)
+        self.keys = torch.empty(shape, device=device, dtype=dtype)
+        self.values = torch.empty(shape, device=device, dtype=dtype)
+        self.capacity = capacity
+        self.length = 0
+
+    def nbytes(self) -> int:
+        return self.keys.nelement() * self.keys.element_size() * 2
+
+
+class RopeState:
+    """Rotary tables for the positions of the current forward call (``[T, Dh // 2]`` each)."""
+
+    def __init__(self, cos: torch.Tensor, sin: torch.Tensor, interleaved: bool) -> None:
+        self.cos, self.sin, self.interleaved = cos, sin, interleaved
+
+
+class SelfAttention(nn.Module):
+    """Causal multi-head self-attention with a fused QKV projection."""
+
+    def __init__(self, dim: int, num_heads: int, bias: bool, dropout: float, backend: str) -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
+        self.num_heads, self.head_dim = num_heads, dim // num_heads
+        self.qkv = nn.Linear(dim, 3 * dim, bias=bias)
+        self.out = nn.Linear(dim, dim, bias=bias)
+        self.dropout, self.backend = dropout, backend
+
+    def forward(
+        self, x: torch.Tensor, layer: int, cache: KVCache | None, rope: RopeState | None
+    ) -> torch.Tensor:
+        batch, steps, dim = x.shape
+        qkv = self.qkv(x).view(batch, steps, 3, self.num_heads, self.head_dim)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each [B, H, T, Dh]
+        if rope is not None:
+            q = apply_rope(q, rope.cos, rope.sin, rope.interleaved)
+            k = apply_rope(k, rope.cos, rope.sin, rope.interleaved)
+        mask, is_causal = None, steps > 1
+        if cache is not None:
+            start = cache.length
+            cache.keys[layer, :, :, start : start + steps] = k
+            cache.values[layer, :, :, start : start + steps] = v
+            k = cache.keys[layer, :, :, : start + steps]
+            v = cache.values[layer, :, :, : start + steps]
+            if start > 0 and steps > 1:  # a chunk after cached steps: causal mask aligned bottom-right
+                mask = torch.ones(steps, start + steps, dtype=torch.bool, device=x.device).tril(start)
+                is_causal = False
+        dropout = self.dropout if self.training else 0.0
+        y = attention(q, k, v, mask=mask, is_causal=is_causal, dropout_p=dropout, backend=self.backend)
+        return self.out(y.transpose(1, 2).reshape(batch, steps, dim))
+
+
+class CrossAttention(nn.Module):
+    """Multi-head attention from the sequence to the condition; keys and values can be computed once."""
+
+    def __init__(self, dim: int, num_heads: int, bias: bool, dropout: float, backend: str) -> None:
+        super().__init__()
+        self.num_heads, self.head_dim = num_heads, dim // num_heads
+        self.q = nn.Linear(dim, dim, bias=bias)
+        self.kv = nn.Linear(dim, 2 * dim, bias=bias)
+        self.out = nn.Linear(dim, dim, bias=bias)
+        self.dropout, self.backend = dropout, backend
+
+    def project_condition(self, condition: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Condition ``[B, S, D]`` -> keys and values ``[B, H, S, Dh]``."""
+        batch, length, _ = condition.shape
+        kv = self.kv(condition).view(batch, length, 2, self.num_heads, self.head_dim)
+        k, v = kv.permute(2, 0, 3, 1, 4)
+        return k, v
+
+    def forward(
+        self, x: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor], mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        batch, steps, dim = x.shape
+        q = self.q(x).view(batch, steps, self.num_heads, self.head_dim).transpose(1, 2)  # [B, H, T, Dh]
+        dropout = self.dropout if self.training else 0.0
+        y = attention(q, kv[0], kv[1], mask=mask, dropout_p=dropout, backend=self.backend)
+        return self.out(y.transpose(1, 2).reshape(batch, steps, dim))
+
+
+class DecoderBlock(nn.Module):
+    """Pre-norm block: self-attention, optional cross-attention, feed-forward."""
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        ffn_dim: int,
+        *,
+        cross_attention: bool,
+        bias_attn: bool,
+        bias_ffn: bool,
+        activation: str,
+        dropout: float,
+        norm_eps: float,
+        backend: str,
+    ) -> None:
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
+        self.norm_self = nn.LayerNorm(dim, eps=norm_eps)
+        self.self_attn = SelfAttention(dim, num_heads, bias_attn, dropout, backend)
+        self.norm_cross = nn.LayerNorm(dim, eps=norm_eps) if cross_attention else None
+        self.cross_attn = CrossAttention(dim, num_heads, bias_attn, dropout, backend) if cross_attention else None
+        self.norm_ffn = nn.LayerNorm(dim, eps=norm_eps)
+        self.fc1 = nn.Linear(dim, ffn_dim, bias=bias_ffn)
+        self.fc2 = nn.Linear(ffn_dim, dim, bias=bias_ffn)
+        self.activation = ACTIVATIONS[activation]
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        layer: int,
+        cache: KVCache | None,
+        rope: RopeState | None,
+        cross_kv: tuple[torch.Tensor, torch.Tensor] | None,
+        cross_mask: torch.Tensor | None,
+    ) -> torch.Tensor:
+        x = x + self.dropout(self.self_attn(self.norm_self(x), layer, cache, rope))
+        if self.cross_attn is not None and cross_kv is not None:
+            x = x + self.dropout(self.cross_attn(self.norm_cross(x), cross_kv, cross_mask))
+        return x + self.dropout(self.fc2(self.dropout(self.activation(self.fc1(self.norm_ffn(x))))))
