@@ -1,0 +1,59 @@
+"""Shared fixtures: a SentencePiece model and a tiny local T5 encoder folder, both built offline."""
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+try:  # tests/ is on sys.path under pytest's default (prepend) import mode
+    from captions import CAPTIONS
+except ImportError:  # importlib import mode, or tests/ made a package
+    from tests.captions import CAPTIONS
+
+#: vocabulary size of the test SentencePiece model (the captions support at most ~108 pieces)
+SPM_VOCAB_SIZE = 96
+
+
+@pytest.fixture(scope="session")
+def captions() -> list[str]:
+    """The synthetic captions the tokenizer fixtures are trained on."""
+    return list(CAPTIONS)
+
+
+@pytest.fixture(scope="session")
+def spm_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A unigram SentencePiece model (T5 ids: pad 0, eos 1, unk 2) trained on the synthetic captions."""
+    from conditioners.text.sentencepiece import train_sentencepiece
+
+    return train_sentencepiece(CAPTIONS, tmp_path_factory.mktemp("spm"), vocab_size=SPM_VOCAB_SIZE)
+
+
+@pytest.fixture(scope="session")
+def tiny_t5_dir(tmp_path_factory: pytest.TempPathFactory, spm_model_path: Path) -> Path:
+    """A local Hugging Face folder with a tiny random T5 encoder and a T5 tokenizer over ``spm_model_path``.
+
+    Loadable with ``AutoTokenizer.from_pretrained(dir)`` and ``T5EncoderModel.from_pretrained(dir)``.
+    """
+    from transformers import T5Config, T5EncoderModel, T5Tokenizer
+
+    # transformers 5 builds a T5 tokenizer from a SentencePiece file only through from_pretrained on a
+    # folder holding it as spiece.model; extra_ids=0 keeps the vocabulary equal to the SentencePiece one.
+    spm_dir = tmp_path_factory.mktemp("t5_spm")
+    (spm_dir / "spiece.model").write_bytes(spm_model_path.read_bytes())
+    tokenizer = T5Tokenizer.from_pretrained(spm_dir, extra_ids=0)
+
+    config = T5Config(
+        vocab_size=len(tokenizer), d_model=32, d_kv=16, d_ff=64, num_layers=2, num_heads=2,
+        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=0,
+    )
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = T5EncoderModel(config).eval()
+    out = tmp_path_factory.mktemp("tiny_t5")
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
