@@ -2,7 +2,7 @@
 
 import os
 
-os.environ.setdefault("OMP_NUM_THREADS", "2")
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # tiny models: one thread is fastest and never contends
 
 from pathlib import Path  # noqa: E402
 
@@ -57,3 +57,31 @@ def tiny_t5_dir(tmp_path_factory: pytest.TempPathFactory, spm_model_path: Path) 
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+
+def make_tiny_backend(spm_model_path: Path, *, seed: int = 0, pattern: str = "delay", **lm_overrides):
+    """A small, fully random LM backend: tiny EnCodec (16 kHz, 4 x 128), SentencePiece text, 2-layer LM."""
+    from conditioners.text.sentencepiece import SentencePieceConditioner
+    from tokenlm.codecs import EncodecCodec, tiny_encodec_config
+    from tokenlm.lm.backend import LMBackend
+    from tokenlm.lm.model import LMConfig, LMModel
+
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        codec = EncodecCodec.from_config(tiny_encodec_config(), seed=seed)
+        dim = lm_overrides.pop("dim", 32)
+        text = SentencePieceConditioner(
+            "description", dim, spm_model_path, dim=32, num_layers=1, num_heads=2, max_length=48, dropout=0.0
+        )
+        lm_args = dict(num_codebooks=4, cardinality=128, dim=dim, num_layers=2, num_heads=4, ffn_dim=64)
+        lm = LMModel(LMConfig(**{**lm_args, **lm_overrides}))
+        # random heads are nearly uniform; sharpen them so generated tokens depend visibly on the inputs
+        lm.heads.data.mul_(40)
+    backend = LMBackend(lm, codec, [text], pattern=pattern, max_duration=2.0, cfg_dropout=0.1)
+    return backend.eval()
+
+
+@pytest.fixture()
+def tiny_backend(spm_model_path: Path):
+    """A fresh random :class:`tokenlm.lm.backend.LMBackend` (2 s window, delay pattern)."""
+    return make_tiny_backend(spm_model_path)

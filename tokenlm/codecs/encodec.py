@@ -151,7 +151,10 @@ class EncodecCodec(Codec):
             raise FileNotFoundError(f"EnCodec folder not found: '{directory}'")
         if not config_path.is_file():
             raise FileNotFoundError(f"no config.json in EnCodec folder '{directory}'")
-        model_type = json.loads(config_path.read_text()).get("model_type")
+        try:
+            model_type = json.loads(config_path.read_text()).get("model_type")
+        except (json.JSONDecodeError, AttributeError) as error:
+            raise ValueError(f"could not parse EnCodec config '{config_path}': {error}") from error
         if model_type != "encodec":
             raise ValueError(f"'{config_path}' describes a {model_type!r} model, not an 'encodec' model")
         model = EncodecModel.from_pretrained(directory, local_files_only=True)

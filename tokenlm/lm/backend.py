@@ -24,6 +24,7 @@ from tokenlm.common.checkpoint import (
     write_config,
 )
 from tokenlm.common.device import available_memory, compute_dtype
+from tokenlm.common.hf import quiet_hf_loading
 from tokenlm.lm.generate import generate_codes
 from tokenlm.lm.model import LMConfig, LMModel
 from tokenlm.lm.patterns import build_pattern
@@ -242,23 +243,30 @@ class LMBackend(nn.Module):
         if config.get("backend") != cls.name:
             raise CheckpointError(f"{str(directory)!r} holds backend {config.get('backend')!r}, not {cls.name!r}")
         try:
-            lm = LMModel(LMConfig.from_dict(config["lm"]))
-            codec_config = config["codec"]
-            codec = load_codec(directory / codec_config.get("path", CODEC_DIR), codec_config)
-            conditioners = [
-                build_conditioner(entry["kind"], entry["config"], directory / entry["assets"])
-                for entry in config.get("conditioners", [])
-            ]
-            pattern = config.get("pattern", {})
-            backend = cls(
-                lm, codec, conditioners, pattern=pattern.get("kind", "delay"), delays=pattern.get("delays"),
-                max_duration=config["max_duration"], extend_stride=config.get("extend_stride"),
-                cfg_dropout=config.get("cfg_dropout", 0.0),
-            )
+            with quiet_hf_loading():
+                backend = cls._build_from_config(config, directory)
         except KeyError as error:
             raise CheckpointError(f"{str(directory / 'config.json')!r} lacks the entry {error}") from error
         load_weights(backend._weights_module(), directory / WEIGHTS_NAME)
         backend.eval()
         if device is not None:
             backend.to(device)
+        return backend
+
+    @classmethod
+    def _build_from_config(cls, config: dict[str, Any], directory: Path) -> LMBackend:
+        """The architecture described by ``config`` (codec weights included, LM weights not yet loaded)."""
+        lm = LMModel(LMConfig.from_dict(config["lm"]))
+        codec_config = config["codec"]
+        codec = load_codec(directory / codec_config.get("path", CODEC_DIR), codec_config)
+        conditioners = [
+            build_conditioner(entry["kind"], entry["config"], directory / entry["assets"])
+            for entry in config.get("conditioners", [])
+        ]
+        pattern = config.get("pattern", {})
+        backend = cls(
+            lm, codec, conditioners, pattern=pattern.get("kind", "delay"), delays=pattern.get("delays"),
+            max_duration=config["max_duration"], extend_stride=config.get("extend_stride"),
+            cfg_dropout=config.get("cfg_dropout", 0.0),
+        )
         return backend

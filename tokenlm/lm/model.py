@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from tokenlm.common.attention import check_attention_backend, key_padding_bias
+from tokenlm.common.attention import ATTENTION_BACKENDS, check_attention_backend, key_padding_bias
 from tokenlm.common.positions import rope_tables, sinusoidal_embedding
 from tokenlm.lm.transformer import DecoderBlock, KVCache, RopeState
 
@@ -46,7 +46,10 @@ class LMConfig:
             raise ValueError(f"LMConfig.dim ({self.dim}) must be divisible by num_heads ({self.num_heads})")
         if self.positional not in POSITIONAL:
             raise ValueError(f"LMConfig.positional {self.positional!r} unknown; choose one of {POSITIONAL}")
-        check_attention_backend(self.attention_backend)
+        if self.attention_backend not in ATTENTION_BACKENDS:
+            raise ValueError(
+                f"unknown attention backend {self.attention_backend!r}; choose one of {ATTENTION_BACKENDS}"
+            )
 
     @property
     def special_token(self) -> int:
@@ -78,6 +81,7 @@ class LMModel(nn.Module):
 
     def __init__(self, config: LMConfig) -> None:
         super().__init__()
+        check_attention_backend(config.attention_backend)
         self.config = config
         K, card, dim = config.num_codebooks, config.cardinality, config.dim
         self.embeddings = nn.Parameter(torch.empty(K, card + 1, dim))  # [K, card + 1, D]
@@ -125,6 +129,8 @@ class LMModel(nn.Module):
         """Project the condition ``[B, S, D]`` (mask ``[B, S]``) to per-layer keys/values."""
         if embeds is None or not self.config.cross_attention:
             return None
+        if self.config.attention_backend != "sdpa":
+            check_attention_backend(self.config.attention_backend, embeds.device)
         kv = [block.cross_attn.project_condition(embeds) for block in self.blocks]
         attn_mask = key_padding_bias(mask) if self.config.cross_attention_mask else None
         return CrossContext(kv, attn_mask)

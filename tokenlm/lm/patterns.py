@@ -95,7 +95,8 @@ def build_pattern(
         second = num_frames if num_codebooks > 1 else 0
         time_index = torch.full((num_codebooks, num_frames + second + 1), -1, dtype=torch.long)
         time_index[0, 1 : num_frames + 1] = frames
-        time_index[1:, num_frames + 1 :] = frames
+        if second:
+            time_index[1:, num_frames + 1 :] = frames
     else:
         raise ValueError(f"unknown codebook pattern {kind!r}; choose one of {', '.join(PATTERNS)}")
     return CodebookPattern(time_index.long(), num_frames)

@@ -1,0 +1,88 @@
+"""The ``tokenlm`` command: ``generate`` and ``convert`` (training and evaluation join later)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXAMPLE = 'tokenlm generate "a dog barks twice" --duration 5 --out dog.wav'
+
+
+def _generate(args: argparse.Namespace) -> int:
+    import torch
+
+    from tokenlm.api import TextToAudio
+    from tokenlm.default_model import ensure_default_model
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model_dir = Path(args.model) if args.model else ensure_default_model()
+    model = TextToAudio.from_pretrained(model_dir, device=args.device)
+    audio = model.generate(
+        args.prompt,
+        args.duration,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        temperature=args.temperature,
+        cfg_coef=args.cfg,
+        seed=args.seed,
+        progress=not args.quiet,
+        prompt_audio=args.prompt_audio,
+    )
+    for path in audio.save(args.out):
+        print(f"wrote {path} ({audio.duration:.2f} s at {audio.sample_rate} Hz)")
+    return 0
+
+
+def _convert(args: argparse.Namespace) -> int:
+    if args.source_format == "musicgen-hf":
+        from tokenlm.convert.musicgen_hf import convert_musicgen_hf
+
+        destination = convert_musicgen_hf(args.src, args.dst)
+    print(f"wrote tokenlm checkpoint {destination}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tokenlm", description="Text-to-audio and text-to-music generation.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    gen = commands.add_parser("generate", help="generate audio from a text prompt", epilog=f"example: {EXAMPLE}")
+    gen.add_argument("prompt", nargs="+", help="one or more text prompts (one output file each)")
+    gen.add_argument("--model", help="checkpoint folder (default: the embedded tiny model, built on first use)")
+    gen.add_argument("--duration", type=float, default=5.0, help="seconds of audio (default 5)")
+    gen.add_argument("--out", default="out.wav", help="output file; several prompts give out_0.wav, out_1.wav...")
+    gen.add_argument("--seed", type=int, default=None, help="seed for reproducible output")
+    gen.add_argument("--top-k", type=int, default=250, help="top-k sampling (0 disables; default 250)")
+    gen.add_argument("--top-p", type=float, default=0.0, help="top-p sampling in [0, 1] (0 disables)")
+    gen.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (0 = greedy)")
+    gen.add_argument("--cfg", type=float, default=3.0, help="classifier-free guidance coefficient (1 = none)")
+    gen.add_argument("--prompt-audio", default=None, help="audio file to continue")
+    gen.add_argument("--device", default=None, help="torch device, e.g. cuda (default: cpu)")
+    gen.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    gen.add_argument("--quiet", action="store_true", help="no progress bar")
+    gen.set_defaults(func=_generate)
+
+    conv = commands.add_parser("convert", help="convert other projects' weights into a tokenlm checkpoint")
+    conv.add_argument("source_format", choices=["musicgen-hf"], help="format of SRC")
+    conv.add_argument("src", help="source folder")
+    conv.add_argument("dst", help="destination tokenlm checkpoint folder")
+    conv.set_defaults(func=_convert)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``tokenlm`` console script; user errors print one line and exit with status 2."""
+    args = build_parser().parse_args(argv)
+    if getattr(args, "command", None) == "generate" and len(args.prompt) == 1:
+        args.prompt = args.prompt[0]
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, RuntimeError) as error:
+        print(f"tokenlm {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
