@@ -229,16 +229,13 @@ class EncodecCodec(Codec):
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """``[B, K, T]`` codes -> ``[B, C, T * hop]`` float waveform."""
         if codes.dim() != 3 or codes.shape[1] != self.num_codebooks:
-            raise ValueError(
-                f"expected codes shaped [B, K={self.num_codebooks}, T], got shape {tuple(codes.shape)}"
-            )
+            shape = tuple(codes.shape)
+            raise ValueError(f"expected codes shaped [B, K={self.num_codebooks}, T], got shape {shape}")
         if codes.is_floating_point() or codes.is_complex() or codes.dtype == torch.bool:
             raise ValueError(f"codes must be an integer tensor, got dtype {codes.dtype}")
         if codes.numel() and (codes.min() < 0 or codes.max() >= self.cardinality):
-            raise ValueError(
-                f"codes must lie in [0, {self.cardinality}), got values in "
-                f"[{int(codes.min())}, {int(codes.max())}]"
-            )
+            low, high = int(codes.min()), int(codes.max())
+            raise ValueError(f"codes must lie in [0, {self.cardinality}), got values in [{low}, {high}]")
         codes = codes.to(device=next(self.model.parameters()).device, dtype=torch.long)
         out = self.model.decode(codes[None], [None], return_dict=True)  # codes as [1 chunk, B, K, T]
         return out.audio_values  # [B, C, T * hop]
@@ -252,8 +249,7 @@ class EncodecCodec(Codec):
     def decode_latent(self, latent: torch.Tensor) -> torch.Tensor:
         """``[B, D, T]`` continuous latent -> ``[B, C, T * hop]`` waveform (the decoder alone)."""
         if latent.dim() != 3 or latent.shape[1] != self.latent_dim:
-            raise ValueError(
-                f"expected a latent shaped [B, D={self.latent_dim}, T], got shape {tuple(latent.shape)}"
-            )
+            shape = tuple(latent.shape)
+            raise ValueError(f"expected a latent shaped [B, D={self.latent_dim}, T], got shape {shape}")
         param = next(self.model.parameters())
         return self.model.decoder(latent.to(device=param.device, dtype=param.dtype))
