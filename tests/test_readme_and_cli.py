@@ -1,0 +1,78 @@
+"""The README's examples and the command line, run as a user would run them."""
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+import torch
+
+from tokenlm import cli
+from tokenlm.audio import read_audio
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+@pytest.fixture()
+def default_home(tmp_path_factory, monkeypatch):
+    """A TOKENLM_HOME shared by the tests of this module, so the default model is built once."""
+    home = tmp_path_factory.getbasetemp() / "tokenlm_home"
+    monkeypatch.setenv("TOKENLM_HOME", str(home))
+    return home
+
+
+def readme_blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", README.read_text(), flags=re.S)
+
+
+def test_quick_start_generate_command(default_home, tmp_path, monkeypatch):
+    setup_line = readme_blocks("bash")[0].strip()
+    assert setup_line.startswith("bash scripts/setup.sh && .venv/bin/tokenlm generate")
+    argv = shlex.split(setup_line.split("&&", 1)[1])
+    assert argv[0] == ".venv/bin/tokenlm"
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(argv[1:]) == 0
+    wav, rate = read_audio(tmp_path / "dog.wav")
+    assert rate == 16000 and wav.shape == (1, 48000)
+    assert (default_home / "default-tiny-v1" / "config.json").is_file()
+
+
+def test_quick_start_test_command_is_what_ci_runs():
+    test_line = readme_blocks("bash")[1].strip()
+    ci = (README.parent / ".ci" / "run").read_text()
+    assert test_line in ci
+
+
+@pytest.mark.parametrize("index", range(len(readme_blocks("python"))))
+def test_readme_python_examples(index, default_home, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    exec(compile(readme_blocks("python")[index], f"README.md python block {index}", "exec"), {})
+    assert any(tmp_path.glob("*.wav"))
+
+
+def test_cli_generate_options_and_determinism(default_home, tmp_path):
+    args = ["generate", "a cat meows", "a door creaks", "--duration", "0.5", "--seed", "3", "--top-k", "50",
+            "--top-p", "0.9", "--temperature", "0.8", "--cfg", "2.5", "--quiet", "--out"]
+    assert cli.main(args + [str(tmp_path / "a.wav")]) == 0
+    assert cli.main(args + [str(tmp_path / "b.wav")]) == 0
+    for i in (0, 1):
+        a, _ = read_audio(tmp_path / f"a_{i}.wav")
+        b, _ = read_audio(tmp_path / f"b_{i}.wav")
+        assert a.shape == (1, 8000) and torch.equal(a, b)
+    assert not torch.equal(read_audio(tmp_path / "a_0.wav")[0], read_audio(tmp_path / "a_1.wav")[0])
+
+
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["", "--duration", "1"], "prompt 0 is an empty string"),
+        (["ok", "--duration", "-1"], "duration must be > 0 seconds"),
+        (["ok", "--top-p", "2"], r"top_p must be a number in \[0, 1\]"),
+        (["ok", "--model", "/nonexistent/model"], "checkpoint folder '/nonexistent/model' does not exist"),
+    ],
+)
+def test_cli_errors_are_one_line(default_home, tmp_path, capsys, extra, message):
+    assert cli.main(["generate", *extra, "--quiet", "--out", str(tmp_path / "x.wav")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("tokenlm generate: error:") and len(err.splitlines()) == 1
+    assert re.search(message, err)
