@@ -34,11 +34,12 @@ Example:
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from transformers import (
     AutoTokenizer,
     EncodecModel,
@@ -46,9 +47,11 @@ from transformers import (
     PreTrainedTokenizerBase,
     T5EncoderModel,
 )
+from transformers.utils import logging as hf_logging
 
 from conditioners.text.t5 import T5Conditioner
 from tokenlm.codecs.encodec import EncodecCodec
+from tokenlm.common.hf import quiet_hf_loading
 from tokenlm.lm.backend import LMBackend
 from tokenlm.lm.model import LMConfig, LMModel
 
@@ -71,8 +74,8 @@ WEIGHT_FILES = (
 )
 #: older transformers saved weight-normalised convolutions (EnCodec) under these names
 LEGACY_SUFFIXES = {".weight_g": ".parametrizations.weight.original0", ".weight_v": ".parametrizations.weight.original1"}
-#: tensors that may be stored but are derived from others: the tied T5 embedding, the sinusoidal table
-DERIVED_TENSORS = ("text_encoder.encoder.embed_tokens.weight", "decoder.model.decoder.embed_positions.weights")
+#: tensors that may be stored but are recomputed: the decoder's sinusoidal position table
+DERIVED_TENSORS = ("decoder.model.decoder.embed_positions.weights",)
 
 _DECODER = "decoder.model.decoder."
 
@@ -117,10 +120,13 @@ class _WeightReader:
         if path not in self._open:
             if not path.is_file():
                 raise ValueError(f"weight shard {str(path)!r} named by the index is missing")
-            if path.suffix == ".safetensors":
-                self._open[path] = safe_open(str(path), framework="pt", device="cpu")
-            else:
-                self._open[path] = torch.load(path, map_location="cpu", weights_only=True)
+            try:
+                if path.suffix == ".safetensors":
+                    self._open[path] = safe_open(str(path), framework="pt", device="cpu")
+                else:
+                    self._open[path] = torch.load(path, map_location="cpu", weights_only=True)
+            except (SafetensorError, pickle.UnpicklingError, RuntimeError, EOFError) as err:
+                raise ValueError(f"cannot read the MusicGen weights {str(path)!r}: {err}") from err
         return self._open[path]
 
     def names(self) -> set[str]:
@@ -165,13 +171,21 @@ def _read_config(folder: Path) -> MusicgenConfig:
             f"{str(folder)!r} holds a {model_type!r} model, not a MusicGen one (config.json model_type must be "
             "'musicgen', as written by MusicgenForConditionalGeneration.save_pretrained)"
         )
-    channels = raw.get("decoder", {}).get("audio_channels", 1)
+    decoder = raw.get("decoder")
+    channels = decoder.get("audio_channels", 1) if isinstance(decoder, dict) else 1
     if channels != 1:
         raise ValueError(
             f"{str(folder)!r} holds a stereo MusicGen (decoder audio_channels={channels}), which is not supported "
             "yet: its interleaved left/right codebooks have no tokenlm pattern; use a mono MusicGen"
         )
-    config = MusicgenConfig.from_pretrained(folder, local_files_only=True)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # MusicGen's start id == vocab_size makes transformers warn on every load
+    try:
+        config = MusicgenConfig.from_pretrained(folder, local_files_only=True)
+    except (TypeError, KeyError, ValueError) as err:
+        raise ValueError(f"{str(config_file)!r} is not a valid MusicGen config: {err}") from err
+    finally:
+        hf_logging.set_verbosity(verbosity)
     text_type = config.text_encoder.model_type
     if text_type != "t5":
         raise ValueError(f"{str(folder)!r}: only T5 text encoders are supported, this MusicGen has {text_type!r}")
@@ -386,5 +400,6 @@ def convert_musicgen_hf(src: str | Path, dst: str | Path) -> Path:
     if target.exists() and source.exists() and target.resolve() == source.resolve():
         raise ValueError(f"the destination {str(target)!r} is the MusicGen folder itself; choose another folder")
     backend = load_musicgen_hf(source)
-    return backend.save_pretrained(target)
+    with quiet_hf_loading():  # no per-file progress bars from the codec's save_pretrained
+        return backend.save_pretrained(target)
 
