@@ -98,7 +98,7 @@ class TextToAudio:
         """Load a tokenlm checkpoint folder (or a transformers MusicGen folder, converted on the fly)."""
         path = Path(path)
         config = read_config(path)
-        if config.get("model_type") == "musicgen":
+        if str(config.get("model_type", "")).startswith("musicgen"):  # MusicGen (Melody is refused there)
             from tokenlm.convert.musicgen_hf import load_musicgen_hf
 
             backend = load_musicgen_hf(path)
