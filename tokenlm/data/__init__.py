@@ -1,0 +1,1 @@
+"""Data: manifests, datasets and the synthetic captioned audio benchmark (``tokenlm.data.synth``)."""
