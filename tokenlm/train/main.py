@@ -1,0 +1,111 @@
+"""``tokenlm train recipe=NAME key=value ...`` and ``torchrun ... -m tokenlm.train recipe=NAME ...``."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+log = logging.getLogger("tokenlm.train")
+
+
+def recipes_dir() -> Path:
+    """The hydra config tree: ``$TOKENLM_RECIPES``, else ``recipes/`` of the source checkout."""
+    env = os.environ.get("TOKENLM_RECIPES")
+    folder = Path(env) if env else Path(__file__).resolve().parents[2] / "recipes"
+    if not (folder / "config.yaml").is_file():
+        raise FileNotFoundError(f"no recipes found at {str(folder)!r}; set TOKENLM_RECIPES to the recipes/ folder")
+    return folder
+
+
+def available_recipes() -> list[str]:
+    return sorted(p.stem for p in (recipes_dir() / "recipe").glob("*.yaml"))
+
+
+def compose_recipe(overrides: list[str]) -> dict[str, Any]:
+    """Compose ``recipes/config.yaml`` with ``overrides`` into a plain, fully resolved dict."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        with initialize_config_dir(config_dir=str(recipes_dir()), version_base="1.3"):
+            cfg = compose(config_name="config", overrides=list(overrides))
+        return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    except (HydraException, OmegaConfBaseException) as error:
+        raise ValueError(f"{error}\n(recipe presets: {', '.join(available_recipes())})") from error
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def prepare_data(cfg: dict[str, Any], is_main: bool) -> None:
+    """Generate the recipe's synthetic data set when it asks for one and it is not there yet."""
+    synth = cfg["data"].get("synth")
+    train = cfg["data"]["train"]
+    if not synth or not is_main or Path(train if isinstance(train, str) else train[0]).is_file():
+        return
+    from tokenlm.data.synth import generate_dataset
+
+    log.info("generating the synthetic data set (%d clips) into %s", synth["n"], synth["out"])
+    generate_dataset(synth["out"], int(synth["n"]), seed=int(synth["seed"]), preset=synth["preset"])
+
+
+def run(overrides: list[str]) -> Path:
+    """Train the recipe; returns the exported inference checkpoint folder."""
+    from tokenlm.lm.backend import LMBackend
+    from tokenlm.train import distributed as D
+    from tokenlm.train.build import build_backend
+    from tokenlm.train.data import TrainData, captions_of
+    from tokenlm.train.trainer import Trainer
+
+    cfg = compose_recipe(overrides)
+    device = _device(cfg["device"])
+    info = D.init_distributed(device)
+    if device.type == "cuda" and cfg["device"] == "auto":
+        device = torch.device("cuda", info.local_rank)
+    run_dir = Path(cfg["run_dir"])
+    try:
+        if info.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            prepare_data(cfg, True)
+            init_dir = run_dir / "init"
+            if not (init_dir / "config.json").is_file():
+                train = cfg["data"]["train"]
+                captions = captions_of(train if isinstance(train, list) else [train])
+                backend = build_backend(cfg, captions, run_dir / "assets", int(cfg["seed"]))
+                backend.save_pretrained(init_dir)
+        if info.enabled:
+            torch.distributed.barrier()
+        # every rank loads the same saved initial model, so all start from identical weights
+        backend = LMBackend.from_pretrained(run_dir / "init", device=device)
+        backend.codec.requires_grad_(False)
+        data = TrainData(cfg, backend, info, seed=int(cfg["seed"]))
+        trainer = Trainer(cfg, backend, data, info)
+        trainer.resume_if_asked()
+        trainer.fit()
+        if trainer.step >= trainer.total_steps:
+            return trainer.export()
+        return run_dir
+    finally:
+        D.cleanup_distributed()
+
+
+def main(argv: list[str] | None = None) -> int:
+    import sys
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    args = sys.argv[1:] if argv is None else argv
+    if any(a in ("-h", "--help") for a in args):
+        print("usage: tokenlm train recipe=NAME [key=value ...]\nrecipes: " + ", ".join(available_recipes()))
+        return 0
+    out = run(args)
+    print(f"model written to {out}")
+    return 0

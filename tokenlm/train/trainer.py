@@ -1,0 +1,277 @@
+"""The trainer: one loop for single-process and torchrun (DDP / FSDP) runs, resumable to the step."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import signal
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from tokenlm.common.device import autocast
+from tokenlm.lm.backend import LMBackend
+from tokenlm.lm.objective import LMObjective, lm_loss
+from tokenlm.train import distributed as D
+from tokenlm.train.data import TrainData
+from tokenlm.train.optim import EMA, build_optimizer, build_scheduler
+from tokenlm.train.state import capture_rng, latest_checkpoint, load_checkpoint, restore_rng, save_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+class LMTrainModule(nn.Module):
+    """What the optimiser trains (LM + conditioners) and how a batch becomes losses."""
+
+    def __init__(self, backend: LMBackend, objective: LMObjective, gather_rr: bool) -> None:
+        super().__init__()
+        self.lm, self.conditioning = backend.lm, backend.conditioning
+        self.backend, self.objective = [backend], objective  # list: not a registered submodule
+        self.gather = D.gather_with_grad if gather_rr else None
+
+    def forward(
+        self, codes: torch.Tensor, frame_mask: torch.Tensor, attributes: list[dict], dropped: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        return lm_loss(self.backend[0], codes, frame_mask, attributes, dropped, self.objective, self.gather)
+
+
+class Trainer:
+    """Trains the LM backend a recipe describes. ``cfg`` is the resolved recipe as a plain dict."""
+
+    def __init__(self, cfg: dict[str, Any], backend: LMBackend, data: TrainData, info: D.DistInfo) -> None:
+        self.cfg, self.backend, self.data, self.info = cfg, backend, data, info
+        solver = cfg["solver"]
+        self.device = next(backend.lm.parameters()).device
+        self.run_dir = Path(cfg["run_dir"])
+        rr = solver["rr"]
+        objective = LMObjective(float(rr["weight"]), rr["pooling"], rr["mode"] if rr["enabled"] else "off")
+        self.module = LMTrainModule(backend, objective, gather_rr=bool(rr.get("gather", True)))
+        self.model = self._wrap(self.module)
+        self.optimizer = build_optimizer(
+            self.module, float(solver["lr"]), tuple(solver["betas"]), float(solver["weight_decay"])
+        )
+        self.total_steps = int(solver["steps"])
+        self.scheduler = build_scheduler(
+            self.optimizer, int(solver["warmup_steps"]), self.total_steps, float(solver.get("min_lr_ratio", 0.0))
+        )
+        self.ema = EMA(self.module, float(solver["ema_decay"]))
+        self.cfg_generator = torch.Generator().manual_seed(int(cfg["seed"]) + 1)
+        self.step = 0
+        self.nonfinite_in_a_row = 0
+        self.skipped_steps = 0
+        self.stop_requested = False
+
+    # ----------------------------------------------------------------- setup
+    def _wrap(self, module: nn.Module) -> nn.Module:
+        if not self.info.enabled:
+            return module
+        strategy = self.cfg.get("distributed", {}).get("strategy", "ddp")
+        device_ids = [self.device.index] if self.device.type == "cuda" else None
+        if strategy == "fsdp":
+            from torch.distributed.fsdp import FullyShardedDataParallel
+
+            return FullyShardedDataParallel(module, device_id=self.device if self.device.type == "cuda" else None)
+        if strategy != "ddp":
+            raise ValueError(f"distributed.strategy must be 'ddp' or 'fsdp', got {strategy!r}")
+        return nn.parallel.DistributedDataParallel(module, device_ids=device_ids)
+
+    def _rng_generators(self) -> dict[str, torch.Generator]:
+        return {"cfg": self.cfg_generator}
+
+    def resume_if_asked(self) -> None:
+        """Continue from the newest checkpoint of ``run_dir`` when ``resume`` is true."""
+        if not self.cfg.get("resume"):
+            return
+        folder = latest_checkpoint(self.run_dir)
+        if folder is None:
+            log.info("resume=true but %s has no checkpoint yet: starting from step 0", self.run_dir)
+            return
+        ema_state, state = load_checkpoint(folder, self.module)
+        self.ema.load_state_dict(ema_state)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        restore_rng(state["rng"], self._rng_generators())
+        self.step = int(state["step"])
+        self.skipped_steps = int(state.get("skipped_steps", 0))
+        self._truncate_metrics(self.step)
+        log.info("resumed from %s at step %d", folder, self.step)
+
+    def _truncate_metrics(self, step: int) -> None:
+        path = self.run_dir / "metrics.jsonl"
+        if not self.info.is_main or not path.is_file():
+            return
+        kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+        path.write_text("".join(line + "\n" for line in kept))
+
+    # ----------------------------------------------------------------- one step
+    def _dropped(self, batch_size: int) -> torch.Tensor:
+        """CFG dropout for this micro-batch, drawn identically on every rank from the shared generator."""
+        solver = self.cfg["solver"]
+        p = float(solver["cfg_dropout"])
+        if solver.get("per_sample_cfg"):
+            draws = torch.rand(batch_size * self.info.world_size, generator=self.cfg_generator) < p
+            return draws[self.info.rank * batch_size : (self.info.rank + 1) * batch_size]
+        return (torch.rand(1, generator=self.cfg_generator) < p).expand(batch_size).clone()
+
+    def train_step(self) -> dict[str, float]:
+        solver = self.cfg["solver"]
+        accumulation = int(solver.get("accumulation", 1))
+        totals: dict[str, torch.Tensor] = {}
+        finite = True
+        for micro in range(accumulation):
+            batch = self.data.train_batch(self.step * accumulation + micro)
+            codes, frame_mask = self.data.to_codes(batch, self.backend, self.device)
+            dropped = self._dropped(codes.shape[0])
+            sync = micro == accumulation - 1 or not self.info.enabled
+            context = self.model.no_sync() if not sync and hasattr(self.model, "no_sync") else nullcontext()
+            with context:
+                with autocast(self.device):
+                    losses = self.model(codes, frame_mask, batch["attributes"], dropped.to(self.device))
+                bad = (~torch.isfinite(losses["loss"].detach())).float()
+                finite = bool(D.all_reduce_max(bad, self.info) == 0)
+                if finite:
+                    (losses["loss"] / accumulation).backward()
+            if not finite:
+                break
+            for name, value in losses.items():
+                totals[name] = totals.get(name, 0) + value.detach().float() / accumulation
+            totals["cfg"] = totals.get("cfg", 0) + dropped.float().mean() / accumulation
+        if not finite:
+            return self._skip_step()
+        self.nonfinite_in_a_row = 0
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.module.parameters(), float(solver["grad_clip"]))
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.ema.update(self.module)
+        metrics = {name: float(D.all_reduce_mean(value.to(self.device), self.info)) for name, value in totals.items()}
+        metrics["grad_norm"] = float(grad_norm)
+        metrics["lr"] = self.scheduler.get_last_lr()[0]
+        return metrics
+
+    def _skip_step(self) -> dict[str, float]:
+        self.optimizer.zero_grad(set_to_none=True)
+        self.nonfinite_in_a_row += 1
+        self.skipped_steps += 1
+        limit = int(self.cfg["solver"].get("max_nonfinite", 5))
+        log.warning("non-finite loss at step %d: step skipped (%d in a row)", self.step, self.nonfinite_in_a_row)
+        if self.nonfinite_in_a_row >= limit:
+            raise RuntimeError(
+                f"the loss was NaN/inf for {limit} steps in a row (last at step {self.step}); lower the learning "
+                "rate or check the data"
+            )
+        return {"skipped": 1.0}
+
+    # ----------------------------------------------------------------- loop
+    def fit(self) -> dict[str, float]:
+        """Train to ``solver.steps``, checkpointing every ``checkpoint.every`` steps and on SIGTERM."""
+        previous = signal.signal(signal.SIGTERM, self._on_sigterm) if _main_thread() else None
+        every = int(self.cfg["checkpoint"]["every"])
+        bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.info.is_main, desc="training")
+        metrics: dict[str, float] = {}
+        try:
+            while self.step < self.total_steps:
+                self.backend.train()
+                self.backend.codec.eval()
+                metrics = self.train_step()
+                self.step += 1
+                self._log(metrics)
+                bar.update(1)
+                bar.set_postfix(loss=f"{metrics.get('loss', math.nan):.3f}")
+                self._periodic(metrics)
+                stop = torch.tensor(float(self.stop_requested))
+                if bool(D.all_reduce_max(stop, self.info)):
+                    self.save()
+                    log.info("SIGTERM: checkpoint written at step %d, stopping", self.step)
+                    return metrics
+                if every > 0 and self.step % every == 0:
+                    self.save()
+            self.save()
+        finally:
+            bar.close()
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+        return metrics
+
+    def _periodic(self, metrics: dict[str, float]) -> None:
+        valid_every = int(self.cfg.get("valid", {}).get("every", 0))
+        if valid_every and self.step % valid_every == 0:
+            self._log({"valid_ce": self.data.validation_loss(self.backend, self.device)}, prefix="")
+        sample_every = int(self.cfg.get("samples", {}).get("every", 0))
+        if sample_every and self.step % sample_every == 0 and self.info.is_main:
+            self.write_samples()
+
+    def _on_sigterm(self, signum: int, frame: object) -> None:
+        self.stop_requested = True
+
+    def _log(self, metrics: dict[str, float], prefix: str = "") -> None:
+        if not self.info.is_main:
+            return
+        record = {"step": self.step, **{prefix + k: round(v, 7) for k, v in metrics.items()}}
+        with open(self.run_dir / "metrics.jsonl", "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        writer = self._tensorboard()
+        if writer is not None:
+            for name, value in metrics.items():
+                writer.add_scalar(f"train/{prefix}{name}", value, self.step)
+
+    def _tensorboard(self):
+        if not self.cfg.get("log", {}).get("tensorboard", True):
+            return None
+        if not hasattr(self, "_writer"):
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._writer = SummaryWriter(str(self.run_dir / "tensorboard"))
+            except ImportError:
+                log.info("tensorboard is not installed: metrics go to metrics.jsonl and the console only")
+                self._writer = None
+        return self._writer
+
+    # ----------------------------------------------------------------- outputs
+    def save(self) -> None:
+        """Write a training checkpoint (rank 0); all ranks wait for it."""
+        if self.info.is_main:
+            state = {
+                "step": self.step,
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "rng": capture_rng(self._rng_generators()),
+                "skipped_steps": self.skipped_steps,
+            }
+            keep = int(self.cfg["checkpoint"].get("keep", 2))
+            save_checkpoint(self.run_dir, self.step, self.module, self.ema.state_dict(), state, keep)
+        if self.info.enabled:
+            torch.distributed.barrier()
+
+    @torch.no_grad()
+    def write_samples(self) -> list[Path]:
+        from tokenlm.api import TextToAudio
+
+        samples = self.cfg.get("samples", {})
+        prompts = list(samples.get("prompts") or self.data.sample_prompts(4))
+        self.backend.eval()
+        audio = TextToAudio(self.backend).generate(prompts, float(samples.get("duration", 2.0)), seed=0)
+        return audio.save(self.run_dir / "samples" / f"step_{self.step:08d}.wav")
+
+    def export(self, directory: Path | None = None) -> Path:
+        """Write the inference checkpoint folder (EMA weights unless ``export.use_ema`` is false)."""
+        directory = Path(directory or self.run_dir / "export")
+        if self.info.is_main:
+            if self.cfg.get("export", {}).get("use_ema", True):
+                self.ema.copy_to(self.module)
+            self.backend.eval().save_pretrained(directory)
+        if self.info.enabled:
+            torch.distributed.barrier()
+        return directory
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
