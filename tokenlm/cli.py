@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from tokenlm.data.cli import add_data_parser
+
 EXAMPLE = 'tokenlm generate "a dog barks twice" --duration 5 --out dog.wav'
 
 
@@ -69,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("src", help="source folder")
     conv.add_argument("dst", help="destination tokenlm checkpoint folder")
     conv.set_defaults(func=_convert)
+
+    add_data_parser(commands)  # tokenlm data index | encode
     return parser
 
 
