@@ -12,6 +12,7 @@ import torch
 
 from tokenlm.eval import dsp
 from tokenlm.eval.events import Segment, band_rise_db, classify_event, decay_db, pitch_slope, segment_events
+from tokenlm.eval.features import clip_features
 from tokenlm.eval.harmony import detect_chord, detect_key, pitch_class_histogram
 from tokenlm.eval.pitch import yin
 from tokenlm.eval.rhythm import estimate_tempo, flux_db, merge_onsets, onset_strength, pick_onsets
@@ -53,6 +54,7 @@ class Analysis:
     count: int | None = None
     order: list[str] | None = None
     drums: list[str] | None = None
+    features: np.ndarray | None = field(default=None, repr=False)
 
     def detections(self) -> dict[str, object]:
         """The detected values by name (for reports)."""
@@ -177,6 +179,7 @@ def analyze(wav: np.ndarray | torch.Tensor, sample_rate: int) -> Analysis:
     result.drums = detect_drums(power, merge_onsets(onsets, pick_onsets(flux_db(mel_power))))
     result.count = len(segments)
     result.order = _event_order(segments, f0, voiced, centroid)
+    result.features = clip_features(power, mel_power, chroma)
     return result
 
 
