@@ -1,34 +1,43 @@
-"""Embedders and classifiers for the standard metrics, each loaded from a local weights folder."""
+"""Embedders and classifiers for the standard metrics, each loaded from a local weights folder.
+
+The model modules are imported on first use, so the suite does not pay for transformers unless a metric
+needs it.
+"""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 from tokenlm.eval.embedders.base import AudioClassifier, AudioEmbedder, find_weights
-from tokenlm.eval.embedders.clap import ClapEmbedder
-from tokenlm.eval.embedders.encodec import EncodecEmbedder
-from tokenlm.eval.embedders.panns import PannsEmbedder
-from tokenlm.eval.embedders.vggish import VGGishEmbedder
 
-#: name -> class with ``from_pretrained(directory)``
-EMBEDDERS = {"vggish": VGGishEmbedder, "panns": PannsEmbedder, "clap": ClapEmbedder, "encodec": EncodecEmbedder}
-#: name -> classifier class (KL, Inception Score)
-CLASSIFIERS = {"panns": PannsEmbedder}
+#: name -> (module, class) of embedders with ``from_pretrained(directory)``
+EMBEDDERS = {
+    "vggish": ("tokenlm.eval.embedders.vggish", "VGGishEmbedder"),
+    "panns": ("tokenlm.eval.embedders.panns", "PannsEmbedder"),
+    "clap": ("tokenlm.eval.embedders.clap", "ClapEmbedder"),
+    "encodec": ("tokenlm.eval.embedders.encodec", "EncodecEmbedder"),
+}
+#: name -> (module, class) of classifiers (KL, Inception Score)
+CLASSIFIERS = {"panns": ("tokenlm.eval.embedders.panns", "PannsEmbedder")}
+
+
+def _load(registry: dict[str, tuple[str, str]], kind: str, name: str, directory: str | Path):
+    if name not in registry:
+        raise ValueError(f"unknown {kind} {name!r}; allowed: {sorted(registry)}")
+    module, cls = registry[name]
+    return getattr(importlib.import_module(module), cls).from_pretrained(directory)
 
 
 def load_embedder(name: str, directory: str | Path) -> AudioEmbedder:
-    """The embedder ``name`` with weights from ``directory``."""
-    if name not in EMBEDDERS:
-        raise ValueError(f"unknown embedder {name!r}; allowed: {sorted(EMBEDDERS)}")
-    return EMBEDDERS[name].from_pretrained(directory)
+    """The embedder ``name`` (vggish, panns, clap, encodec) with weights from ``directory``."""
+    return _load(EMBEDDERS, "embedder", name, directory)
 
 
 def load_classifier(name: str, directory: str | Path) -> AudioClassifier:
-    """The classifier ``name`` with weights from ``directory``."""
-    if name not in CLASSIFIERS:
-        raise ValueError(f"unknown classifier {name!r}; allowed: {sorted(CLASSIFIERS)}")
-    return CLASSIFIERS[name].from_pretrained(directory)
+    """The classifier ``name`` (panns) with weights from ``directory``."""
+    return _load(CLASSIFIERS, "classifier", name, directory)
 
 
-__all__ = ["CLASSIFIERS", "EMBEDDERS", "AudioClassifier", "AudioEmbedder", "ClapEmbedder", "EncodecEmbedder",
-           "PannsEmbedder", "VGGishEmbedder", "find_weights", "load_classifier", "load_embedder"]
+__all__ = ["CLASSIFIERS", "EMBEDDERS", "AudioClassifier", "AudioEmbedder", "find_weights", "load_classifier",
+           "load_embedder"]

@@ -1,0 +1,44 @@
+"""``tokenlm data synth``: write the synthetic captioned data set."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from tokenlm.data.synth.dataset import PRESETS, generate_dataset
+
+EXAMPLE = "tokenlm data synth --n 1000 --out synth --seed 0 --preset sfx16k --duration 1-5"
+
+
+def parse_duration(text: str) -> float | tuple[float, float]:
+    """``"5"`` -> 5.0, ``"1-10"`` -> (1.0, 10.0)."""
+    low, sep, high = text.partition("-")
+    try:
+        return (float(low), float(high)) if sep else float(low)
+    except ValueError:
+        raise ValueError(f"--duration takes seconds ('5') or a range ('1-10'), got {text!r}") from None
+
+
+def run_synth(args: argparse.Namespace) -> int:
+    """Generate the data set and print where its manifests are."""
+    duration = parse_duration(args.duration) if args.duration else None
+    manifests = generate_dataset(args.out, args.n, args.seed, args.preset, duration=duration)
+    for split, path in manifests.items():
+        lines = sum(1 for _ in path.open())
+        print(f"{split}: {lines} clips -> {path}")
+    print(json.dumps({"preset": args.preset, "seed": args.seed, "n": args.n}))
+    return 0
+
+
+def add_synth_parser(data_commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``synth`` on the ``tokenlm data`` subparsers."""
+    parser = data_commands.add_parser("synth", help="write the synthetic captioned audio data set",
+                                      epilog=f"example: {EXAMPLE}")
+    parser.add_argument("--n", type=int, required=True, help="clips in all (train + valid + test_heldout)")
+    parser.add_argument("--out", required=True, help="output folder (audio/ and *.jsonl manifests)")
+    parser.add_argument("--seed", type=int, default=0, help="seed; the same seed gives the same data set")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="sfx16k",
+                        help="sfx16k (16 kHz sound effects, 1-5 s) or music32k (32 kHz music, 3-10 s)")
+    parser.add_argument("--duration", default=None, help="seconds per clip, or a range such as 1-10")
+    parser.set_defaults(func=run_synth)
+    return parser

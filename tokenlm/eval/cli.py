@@ -1,0 +1,107 @@
+"""``tokenlm eval``: generate (or read) audio for a caption list or manifest, run the suite, write a report."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tokenlm.eval.captions import parse_caption
+
+EXAMPLE = "tokenlm eval --manifest synth/test_heldout.jsonl --model checkpoints/sfx --out eval_report"
+
+
+def _named_dirs(values: list[str] | None, option: str) -> dict[str, str]:
+    out = {}
+    for value in values or []:
+        name, sep, directory = value.partition("=")
+        if not sep or not name or not directory:
+            raise ValueError(f"{option} takes NAME=DIR (e.g. vggish=weights/vggish), got {value!r}")
+        out[name] = directory
+    return out
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    """Run the suite as the parsed arguments say and write ``report.json`` / ``report.html`` to ``--out``."""
+    from tokenlm.audio import write_audio
+    from tokenlm.eval.embedders import load_classifier, load_embedder
+    from tokenlm.eval.inputs import generate_clips, load_clip, match_audio, read_captions, read_entries
+    from tokenlm.eval.report import write_report
+    from tokenlm.eval.suite import run_suite
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    # weights first: a missing folder fails before any generation
+    embedders = {name: load_embedder(name, directory) for name, directory in _named_dirs(args.fad, "--fad").items()}
+    classifiers = _named_dirs([args.classifier] if args.classifier else None, "--classifier")
+    classifier = next((load_classifier(n, d) for n, d in classifiers.items()), None)
+    clap = load_embedder("clap", args.clap) if args.clap else None
+
+    entries = read_entries(args.manifest) if args.manifest else None
+    if entries is not None:
+        entries = entries[: args.limit] if args.limit else entries
+        captions = [entry["description"] for entry in entries]
+        labels = [entry["labels"] for entry in entries]
+    else:
+        captions = read_captions(args.captions)[: args.limit] if args.limit else read_captions(args.captions)
+        labels = [parse_caption(caption) for caption in captions]
+    out = Path(args.out)
+    if args.model:
+        duration = args.duration or (float(np.median([e["duration"] for e in entries])) if entries else 5.0)
+        sampling = {"top_k": args.top_k, "temperature": args.temperature, "cfg_coef": args.cfg}
+        generated = generate_clips(args.model, captions, duration, args.seed, args.batch_size, args.device, sampling)
+        for index, (wav, rate) in enumerate(generated):
+            write_audio(out / "audio" / f"clip_{index:05d}.wav", torch.from_numpy(wav)[None], rate, normalize="clip")
+    elif args.audio_dir:
+        generated = [load_clip(path) for path in match_audio(args.audio_dir, entries, len(captions))]
+    elif entries is not None:
+        generated = [load_clip(entry["path"]) for entry in entries]
+    else:
+        raise ValueError("with --captions, give --model DIR to generate or --audio-dir DIR with the audio")
+    reference = None
+    if entries is not None and (args.model or args.audio_dir) and args.reference == "manifest":
+        reference = [load_clip(entry["path"]) for entry in entries]
+    report = run_suite(generated, captions, labels, reference, set_size=args.set_size, shuffles=args.shuffles,
+                       seed=args.seed, embedders=embedders, classifier=classifier, clap=clap)
+    paths = write_report(report, out, generated)
+    summary = report["summary"]
+    print(f"alignment {summary['alignment']:.3f} (chance {summary['chance'] or 0:.3f}, ceiling "
+          f"{summary['ceiling'] or 0:.3f}), Fréchet distance {summary['frechet_distance'] or float('nan'):.3f}")
+    print(f"wrote {paths['json']} and {paths['html']}")
+    return 0
+
+
+def add_eval_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``eval`` on the ``tokenlm`` command's subparsers."""
+    parser = commands.add_parser("eval", help="evaluate text-audio alignment and quality offline",
+                                 epilog=f"example: {EXAMPLE}")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--manifest", help="JSONL manifest (description, labels, path) of the captions to evaluate")
+    source.add_argument("--captions", help="text file with one caption per line")
+    audio = parser.add_mutually_exclusive_group()
+    audio.add_argument("--model", help="tokenlm checkpoint folder to generate with")
+    audio.add_argument("--audio-dir", help="folder of generated audio (same file names as the manifest, or one "
+                                           "file per caption in name order)")
+    parser.add_argument("--out", required=True, help="report folder (report.json, report.html)")
+    parser.add_argument("--reference", choices=["manifest", "synth"], default="manifest",
+                        help="reference audio: the manifest's files (default) or clips synthesised from the labels")
+    parser.add_argument("--duration", type=float, default=None, help="seconds to generate (default: manifest median "
+                                                                     "or 5)")
+    parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N captions")
+    parser.add_argument("--seed", type=int, default=0, help="seed for generation, subsets and shuffles")
+    parser.add_argument("--set-size", type=int, default=None, help="clips per set for Fréchet distances")
+    parser.add_argument("--shuffles", type=int, default=10, help="caption shuffles for the chance level")
+    parser.add_argument("--batch-size", type=int, default=8, help="prompts per generation batch")
+    parser.add_argument("--top-k", type=int, default=250, help="top-k sampling for generation")
+    parser.add_argument("--temperature", type=float, default=1.0, help="sampling temperature for generation")
+    parser.add_argument("--cfg", type=float, default=3.0, help="classifier-free guidance for generation")
+    parser.add_argument("--fad", action="append", metavar="NAME=DIR",
+                        help="FAD with a local embedder: vggish, panns, clap or encodec (repeatable)")
+    parser.add_argument("--classifier", metavar="panns=DIR", help="KL and Inception Score with a local classifier")
+    parser.add_argument("--clap", metavar="DIR", help="CLAP score with a local ClapModel folder")
+    parser.add_argument("--device", default=None, help="torch device for generation")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    parser.set_defaults(func=run_eval)
+    return parser
