@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 from tokenlm.data.cli import add_data_parser
+from tokenlm.data.synth.cli import add_synth_parser
+from tokenlm.eval.cli import add_eval_parser
 
 EXAMPLE = 'tokenlm generate "a dog barks twice" --duration 5 --out dog.wav'
 
@@ -72,7 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("dst", help="destination tokenlm checkpoint folder")
     conv.set_defaults(func=_convert)
 
-    add_data_parser(commands)  # tokenlm data index | encode
+    data_commands = add_data_parser(commands)  # tokenlm data index | encode
+    add_synth_parser(data_commands)  # tokenlm data synth
+    add_eval_parser(commands)  # tokenlm eval
     return parser
 
 
