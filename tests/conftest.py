@@ -85,3 +85,29 @@ def make_tiny_backend(spm_model_path: Path, *, seed: int = 0, pattern: str = "de
 def tiny_backend(spm_model_path: Path):
     """A fresh random :class:`tokenlm.lm.backend.LMBackend` (2 s window, delay pattern)."""
     return make_tiny_backend(spm_model_path)
+
+
+@pytest.fixture(scope="session")
+def tiny_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with ``train.jsonl`` / ``valid.jsonl`` over 24 captioned 2.5 s clips (tones and noise, 16 kHz)."""
+    import json
+
+    import numpy as np
+
+    from tokenlm.audio import write_audio
+
+    folder = tmp_path_factory.mktemp("tiny_data")
+    rng = np.random.default_rng(0)
+    t = np.arange(int(16000 * 2.5)) / 16000
+    lines = []
+    for i in range(24):
+        freq = 200 + 100 * (i % 6)
+        tone = i % 2 == 0
+        wav = 0.3 * np.sin(2 * np.pi * freq * t) if tone else 0.1 * rng.standard_normal(len(t))
+        write_audio(folder / f"clip{i}.wav", torch.tensor(wav, dtype=torch.float32)[None], 16000)
+        caption = f"a steady tone at {freq} hz" if tone else f"{['soft', 'loud'][i % 4 // 2]} white noise hiss"
+        lines.append({"path": f"clip{i}.wav", "duration": 2.5, "sample_rate": 16000, "channels": 1,
+                      "description": caption, "labels": {"frequency": freq if tone else None}})
+    (folder / "train.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    (folder / "valid.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines[:8]))
+    return folder

@@ -51,13 +51,32 @@ def all_reduce_max(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return value
 
 
+class _GatherWithGrad(torch.autograd.Function):
+    """All-gather along dim 0; the backward pass sums every rank's gradient and returns the local slice."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, x.contiguous())
+        ctx.rank, ctx.rows = dist.get_rank(), x.shape[0]
+        return torch.cat(parts, dim=0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad, op=dist.ReduceOp.SUM)
+        return grad[ctx.rank * ctx.rows : (ctx.rank + 1) * ctx.rows]
+
+
 def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
-    """Concatenate ``x`` ``[b, ...]`` from all ranks along dim 0, keeping the gradient of the local part."""
+    """Concatenate ``x`` ``[b, ...]`` from all ranks along dim 0 (equal ``b`` on every rank), differentiably.
+
+    Every rank computes the same loss on the gathered batch; after DDP averages the parameter gradients,
+    the result equals the gradient of that loss in a single process holding the whole batch.
+    """
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return x
-    from torch.distributed.nn.functional import all_gather
-
-    return torch.cat(all_gather(x), dim=0)
+    return _GatherWithGrad.apply(x)
 
 
 def cleanup_distributed() -> None:

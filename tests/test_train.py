@@ -1,0 +1,171 @@
+"""Training from recipes: presets compose and train, loss falls, resume is exact, DDP equals one process."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from tokenlm import TextToAudio
+from tokenlm.train.main import available_recipes, compose_recipe, run
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny_overrides(run_dir: Path, data: Path, steps: int, *extra: str) -> list[str]:
+    return [
+        f"run_dir={run_dir}", "data.synth=null", f"data.train={data / 'train.jsonl'}",
+        f"data.valid={data / 'valid.jsonl'}", "data.segment_duration=1.0", "data.num_workers=0",
+        f"solver.steps={steps}", "solver.batch_size=4", "solver.warmup_steps=2", "conditioners.0.vocab_size=24",
+        "log.tensorboard=false", *extra,
+    ]
+
+
+def metrics(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
+
+
+def train_losses(run_dir: Path) -> dict[int, float]:
+    return {m["step"]: m["loss"] for m in metrics(run_dir) if "loss" in m}
+
+
+def test_presets_are_listed():
+    assert {"demo_lm", "sfx_lm", "music_lm"} <= set(available_recipes())
+
+
+def test_music_and_sfx_presets_compose_with_their_documented_sizes():
+    for name, rate in (("music_lm", 2.2), ("sfx_lm", None)):
+        cfg = compose_recipe([f"recipe={name}", "codec.path=/x", "conditioners.0.params.encoder_path=/y",
+                              "data.train=/z.jsonl"])
+        assert cfg["model"]["dim"] == 1024 and cfg["model"]["num_layers"] == 24 and cfg["model"]["num_heads"] == 16
+        assert cfg["codec"]["bandwidth"] == rate and cfg["pattern"] == "delay"
+        assert cfg["conditioners"][0]["kind"] == "t5"
+        assert cfg["solver"]["rr"] == {"enabled": True, "weight": 3.0, "pooling": "max", "mode": "cfg", "gather": True}
+        assert cfg["solver"]["cfg_dropout"] == 0.1 and cfg["solver"]["ema_decay"] == 0.99
+    assert compose_recipe(["recipe=music_lm", "codec.path=/x", "conditioners.0.params.encoder_path=/y",
+                           "data.train=/z"])["data"]["segment_duration"] == 30.0
+
+
+def test_recipe_errors_name_the_problem():
+    with pytest.raises(ValueError, match="recipe presets: demo_lm"):
+        compose_recipe(["recipe=nope"])
+    with pytest.raises(ValueError, match="solver.no_such_key|no_such_key"):
+        compose_recipe(["solver.no_such_key=1"])
+    with pytest.raises(ValueError, match="codec.path"):
+        compose_recipe(["recipe=music_lm", "conditioners.0.params.encoder_path=/y", "data.train=/z"])
+
+
+@pytest.mark.parametrize("preset", ["sfx_lm", "music_lm"])
+def test_large_presets_train_two_steps_with_tiny_overrides(preset, tmp_path, tiny_manifest, tiny_t5_dir):
+    from tokenlm.codecs import EncodecCodec, tiny_encodec_config
+
+    codec_dir = tmp_path / "codec"
+    EncodecCodec.from_config(tiny_encodec_config(), seed=0).save_pretrained(codec_dir)
+    overrides = tiny_overrides(tmp_path / "run", tiny_manifest, 2)
+    overrides = [o for o in overrides if not o.startswith("conditioners.0.vocab_size")]
+    out = run([f"recipe={preset}", *overrides, "model=lm_tiny", f"codec.path={codec_dir}", "codec.bandwidth=null",
+               f"conditioners.0.params.encoder_path={tiny_t5_dir}"])
+    assert len(train_losses(tmp_path / "run")) == 2
+    model = TextToAudio.from_pretrained(out)
+    assert model.attributes == ["description"]
+    assert model.generate("a steady tone at 300 hz", 0.3, seed=0).wav.shape == (1, 1, 4800)
+
+
+def test_demo_training_loss_falls_and_export_generates(tmp_path, tiny_manifest):
+    out = run(tiny_overrides(tmp_path / "run", tiny_manifest, 40, "checkpoint.every=20", "valid.every=20",
+                             "samples.every=40", "samples.duration=0.5"))
+    losses = train_losses(tmp_path / "run")
+    ce = {m["step"]: m["ce"] for m in metrics(tmp_path / "run") if "ce" in m}
+    assert len(losses) == 40
+    assert sum(ce[s] for s in range(31, 41)) / 10 < sum(ce[s] for s in range(1, 11)) / 10 - 0.3
+    assert [m["valid_ce"] for m in metrics(tmp_path / "run") if "valid_ce" in m]
+    assert sorted(p.name for p in (tmp_path / "run" / "samples").iterdir())[0].startswith("step_00000040")
+    # the exported folder is an inference checkpoint the CLI generates from
+    from tokenlm import cli
+
+    assert cli.main(["generate", "a steady tone at 300 hz", "--model", str(out), "--duration", "0.5",
+                     "--quiet", "--out", str(tmp_path / "x.wav")]) == 0
+    assert (tmp_path / "x.wav").is_file()
+
+
+def test_rr_on_and_off_both_train(tmp_path, tiny_manifest):
+    on = tiny_overrides(tmp_path / "on", tiny_manifest, 6, "solver.cfg_dropout=0.5")
+    run(on)
+    off = tiny_overrides(tmp_path / "off", tiny_manifest, 6, "solver.cfg_dropout=0.5", "solver.rr.enabled=false")
+    run(off)
+    with_rr = [m for m in metrics(tmp_path / "on") if m.get("cfg") == 1.0]
+    assert with_rr and all("rr" in m and m["loss"] > m["ce"] for m in with_rr)
+    assert not any("rr" in m for m in metrics(tmp_path / "off"))
+    assert all(torch.isfinite(torch.tensor(m["loss"])) for m in metrics(tmp_path / "off") if "loss" in m)
+
+
+def _train_process(args: list[str], nproc: int = 1) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    if nproc > 1:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+               "-m", "tokenlm.train", *args]
+    else:
+        cmd = [sys.executable, "-m", "tokenlm.train", *args]
+    return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _finish(process: subprocess.Popen, timeout: float = 300) -> str:
+    try:
+        out, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, _ = process.communicate()
+        raise AssertionError(f"training did not finish in {timeout} s:\n{out[-3000:]}") from None
+    assert process.returncode == 0, out[-3000:]
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM])
+def test_resume_after_a_kill_is_exact(tmp_path, tiny_manifest, how):
+    steps = 16
+    common = ["checkpoint.every=4", "solver.cfg_dropout=0.3"]
+    _finish(_train_process(tiny_overrides(tmp_path / "straight", tiny_manifest, steps, *common)))
+    reference = train_losses(tmp_path / "straight")
+
+    interrupted = tiny_overrides(tmp_path / "cut", tiny_manifest, steps, *common)
+    process = _train_process(interrupted)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if (tmp_path / "cut" / "metrics.jsonl").is_file() and len(train_losses(tmp_path / "cut")) >= 9:
+            break
+        time.sleep(0.05)
+    process.send_signal(how)
+    process.communicate(timeout=120)
+    done = len(train_losses(tmp_path / "cut"))
+    assert done < steps, "the run finished before it could be interrupted"
+    _finish(_train_process(interrupted + ["resume=true"]))
+    resumed = train_losses(tmp_path / "cut")
+    assert sorted(resumed) == list(range(1, steps + 1))
+    for step in range(1, steps + 1):
+        assert resumed[step] == pytest.approx(reference[step], abs=1e-6), step
+
+
+@pytest.mark.slow
+def test_two_process_ddp_equals_one_process(tmp_path, tiny_manifest):
+    # same global batch of 4: one process with 4, or two ranks with 2 each (gloo on CPU); RR gathers across ranks
+    common = ["solver.cfg_dropout=0.5", "checkpoint.every=0"]
+    single = _train_process(tiny_overrides(tmp_path / "one", tiny_manifest, 5, *common))
+    _finish(single)
+    double = _train_process(tiny_overrides(tmp_path / "two", tiny_manifest, 5, *common), nproc=2)
+    _finish(double, timeout=90)
+    one, two = metrics(tmp_path / "one"), metrics(tmp_path / "two")
+    assert any(m.get("cfg") == 1.0 for m in one)  # RR was exercised
+    for a, b in zip(one, two, strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], abs=2e-5), a["step"]
+
+
+def test_non_finite_losses_stop_training_with_a_clear_message(tmp_path, tiny_manifest):
+    with pytest.raises(RuntimeError, match="NaN/inf for 2 steps in a row"):
+        run(tiny_overrides(tmp_path / "nan", tiny_manifest, 30, "solver.lr=1e30", "solver.grad_clip=1e30",
+                           "solver.warmup_steps=0", "solver.max_nonfinite=2"))
