@@ -169,3 +169,43 @@ def test_non_finite_losses_stop_training_with_a_clear_message(tmp_path, tiny_man
     with pytest.raises(RuntimeError, match="NaN/inf for 2 steps in a row"):
         run(tiny_overrides(tmp_path / "nan", tiny_manifest, 30, "solver.lr=1e30", "solver.grad_clip=1e30",
                            "solver.warmup_steps=0", "solver.max_nonfinite=2"))
+
+
+def test_training_from_a_token_cache(tmp_path, tiny_manifest):
+    from tokenlm import cli
+
+    run(tiny_overrides(tmp_path / "a", tiny_manifest, 1))
+    assert cli.main(["data", "encode", str(tiny_manifest / "train.jsonl"), "--model-or-codec",
+                     str(tmp_path / "a" / "init"), "--out", str(tmp_path / "cache"), "--quiet"]) == 0
+    run(tiny_overrides(tmp_path / "b", tiny_manifest, 3, f"data.cache={tmp_path / 'cache'}"))
+    assert len(train_losses(tmp_path / "b")) == 3
+
+
+def test_tensorboard_logs_and_cli_train(tmp_path, tiny_manifest):
+    from tokenlm import cli
+
+    overrides = [o for o in tiny_overrides(tmp_path / "r", tiny_manifest, 2) if o != "log.tensorboard=false"]
+    assert cli.main(["train", *overrides]) == 0
+    assert list((tmp_path / "r" / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_rr_sends_no_gradient_into_a_frozen_text_encoder(tiny_t5_dir):
+    from conditioners.text.t5 import T5Conditioner
+    from tokenlm.codecs import EncodecCodec, tiny_encodec_config
+    from tokenlm.lm.backend import LMBackend
+    from tokenlm.lm.model import LMConfig, LMModel
+    from tokenlm.lm.objective import LMObjective, lm_loss
+
+    torch.manual_seed(0)
+    codec = EncodecCodec.from_config(tiny_encodec_config(), seed=0)
+    text = T5Conditioner("description", 32, str(tiny_t5_dir))
+    lm = LMModel(LMConfig(num_codebooks=4, cardinality=128, dim=32, num_layers=1, num_heads=2, ffn_dim=64))
+    backend = LMBackend(lm, codec, [text], max_duration=1.0).train()
+    codes = torch.randint(0, 128, (3, 4, 10))
+    attrs = [{"description": d} for d in ("a dog barks", "rain falls softly", "a bell rings twice")]
+    losses = lm_loss(backend, codes, torch.ones(3, 10, dtype=torch.bool), attrs, torch.ones(3, dtype=torch.bool),
+                     LMObjective())
+    assert losses["rr"] > 0 and torch.isclose(losses["loss"], losses["ce"] + 3.0 * losses["rr"])
+    losses["loss"].backward()
+    assert all(p.grad is None for p in text.encoder.parameters())
+    assert lm.blocks[0].fc1.weight.grad.abs().sum() > 0

@@ -1,4 +1,4 @@
-"""The ``tokenlm`` command: ``generate`` and ``convert`` (training and evaluation join later)."""
+"""The ``tokenlm`` command: ``generate``, ``train``, ``data``, ``eval`` and ``convert``."""
 
 from __future__ import annotations
 
@@ -39,6 +39,12 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from tokenlm.train.main import main as train_main
+
+    return train_main(args.overrides)
+
+
 def _convert(args: argparse.Namespace) -> int:
     if args.source_format == "musicgen-hf":
         from tokenlm.convert.musicgen_hf import convert_musicgen_hf
@@ -67,6 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
     gen.set_defaults(func=_generate)
+
+    train = commands.add_parser(
+        "train", help="train a model from a hydra recipe",
+        epilog="example: tokenlm train recipe=demo_lm solver.steps=200",
+    )
+    train.add_argument("overrides", nargs="*", help="hydra overrides: recipe=NAME key=value ...")
+    train.set_defaults(func=_train)
 
     conv = commands.add_parser("convert", help="convert other projects' weights into a tokenlm checkpoint")
     conv.add_argument("source_format", choices=["musicgen-hf"], help="format of SRC")

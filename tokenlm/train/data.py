@@ -59,9 +59,18 @@ class TrainData:
             segment_duration=float(data["segment_duration"]), sample_rate=backend.sample_rate,
             channels=backend.channels,
         )
-        self.train = AudioSegmentDataset(
-            train, weights=data.get("weights"), seed=seed, mixup=float(data.get("mixup", 0.0)), **common
-        )
+        self.collate = collate_audio
+        if data.get("cache"):  # codes pre-encoded by `tokenlm data encode`: no codec in the training loop
+            from tokenlm.data.token_cache import TokenDataset, collate_codes
+
+            frames = max(1, round(float(data["segment_duration"]) * backend.frame_rate))
+            self.train = TokenDataset(data["cache"], frames, seed=seed)
+            self.train.check_codec(backend.codec)
+            self.collate = collate_codes
+        else:
+            self.train = AudioSegmentDataset(
+                train, weights=data.get("weights"), seed=seed, mixup=float(data.get("mixup", 0.0)), **common
+            )
         self.valid = AudioSegmentDataset(data["valid"], seed=seed + 7, **common) if data.get("valid") else None
         self.valid_batches = int(cfg.get("valid", {}).get("batches", 2))
         self._loader: Iterator[dict[str, Any]] | None = None
@@ -77,7 +86,7 @@ class TrainData:
         if self._loader is None or position != self._position + 1:
             sampler = PositionSampler(position, self.local_batch, self.info)
             loader = DataLoader(
-                self.train, batch_sampler=sampler, num_workers=self.num_workers, collate_fn=collate_audio,
+                self.train, batch_sampler=sampler, num_workers=self.num_workers, collate_fn=self.collate,
                 pin_memory=torch.cuda.is_available(), persistent_workers=self.num_workers > 0,
             )
             self._loader = iter(loader)
