@@ -209,3 +209,13 @@ def test_rr_sends_no_gradient_into_a_frozen_text_encoder(tiny_t5_dir):
     losses["loss"].backward()
     assert all(p.grad is None for p in text.encoder.parameters())
     assert lm.blocks[0].fc1.weight.grad.abs().sum() > 0
+
+
+def test_demo_recipe_generates_its_synthetic_data_and_trains(tmp_path):
+    out = run(["recipe=demo_lm", f"run_dir={tmp_path / 'run'}", f"data.synth.out={tmp_path / 'synth'}",
+               "data.synth.n=40", "solver.steps=12", "solver.batch_size=4", "checkpoint.every=0",
+               "log.tensorboard=false", "conditioners.0.vocab_size=48"])
+    assert (tmp_path / "synth" / "train.jsonl").is_file() and list((tmp_path / "synth" / "audio").rglob("*.wav"))
+    ce = [m["ce"] for m in metrics(tmp_path / "run") if "ce" in m]
+    assert len(ce) == 12 and sum(ce[-4:]) / 4 < sum(ce[:4]) / 4
+    assert TextToAudio.from_pretrained(out).generate("a beep", 0.2, seed=0).wav.shape == (1, 1, 3200)
