@@ -1,5 +1,6 @@
 """The README's examples and the command line, run as a user would run them."""
 
+import json
 import re
 import shlex
 from pathlib import Path
@@ -76,3 +77,25 @@ def test_cli_errors_are_one_line(default_home, tmp_path, capsys, extra, message)
     err = capsys.readouterr().err.strip()
     assert err.startswith("tokenlm generate: error:") and len(err.splitlines()) == 1
     assert re.search(message, err)
+
+
+def test_readme_training_commands(tmp_path, monkeypatch, default_home):
+    """The README's demo training commands, run as written with fewer steps and less data."""
+    block = next(b for b in readme_blocks("bash") if "tokenlm train recipe=demo_lm" in b)
+    monkeypatch.chdir(tmp_path)
+    for line in block.strip().splitlines():
+        argv = shlex.split(line)
+        assert argv[0] == "tokenlm"
+        if argv[1] == "train":
+            argv = [re.sub(r"^solver\.steps=\d+$", "solver.steps=6", a) for a in argv]
+            if not any(a.startswith("solver.steps=") for a in argv):
+                argv.append("solver.steps=4")
+            argv += ["data.synth.n=24", "solver.batch_size=4", "checkpoint.every=2", "conditioners.0.vocab_size=40"]
+        else:
+            argv += ["--quiet"]
+        assert cli.main(argv[1:]) == 0, line
+    assert (tmp_path / "runs" / "demo_lm" / "export" / "config.json").is_file()
+    assert (tmp_path / "runs" / "demo_lm_no_rr" / "export" / "config.json").is_file()
+    assert read_audio(tmp_path / "tone.wav")[0].shape == (1, 32000)
+    steps = [json.loads(line)["step"] for line in (tmp_path / "runs/demo_lm/metrics.jsonl").read_text().splitlines()]
+    assert max(steps) == 6  # resumed from step 4 to 6
