@@ -61,10 +61,13 @@ def sample_next(
     if params.greedy:
         return logits.argmax(dim=-1)
     shape, card = logits.shape[:-1], logits.shape[-1]
-    logits = logits.reshape(-1, card).float() / params.temperature  # [N, card]
+    logits = logits.reshape(-1, card).float()  # [N, card]
+    if params.temperature != 1.0:
+        logits = logits / params.temperature
     indices = None
     if 0 < params.top_k < card:
-        logits, indices = logits.topk(params.top_k, dim=-1)  # [N, k], sorted descending
+        # top-p needs the k best sorted; top-k alone does not (multinomial ignores the order)
+        logits, indices = logits.topk(params.top_k, dim=-1, sorted=0 < params.top_p < 1)  # [N, k]
     if 0 < params.top_p < 1:
         if indices is None:
             logits, indices = logits.sort(dim=-1, descending=True)
