@@ -38,8 +38,86 @@ class Condition:
         if self.mask.dtype != torch.bool:
             self.mask = self.mask.bool()
 
+    @property
+    def batch_size(self) -> int:
+        return int(self.embeds.shape[0])
+
+    @property
+    def length(self) -> int:
+        return int(self.embeds.shape[1])
+
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Condition:
         return Condition(self.embeds.to(device=device, dtype=dtype), self.mask.to(device=device))
+
+    def pad(self, length: int) -> Condition:
+        """Right-pad the sequence to ``length`` positions with zero embeddings and False mask."""
+        extra = length - self.length
+        if extra < 0:
+            raise ValueError(f"cannot pad a condition of length {self.length} to the shorter length {length}")
+        if extra == 0:
+            return self
+        embeds = torch.nn.functional.pad(self.embeds, (0, 0, 0, extra))  # [B, length, D]
+        mask = torch.nn.functional.pad(self.mask, (0, extra), value=False)  # [B, length]
+        return Condition(embeds, mask)
+
+    @staticmethod
+    def cat_batch(conditions: list[Condition]) -> Condition:
+        """Stack conditions along the batch, padding shorter sequences with masked zeros."""
+        length = max(c.length for c in conditions)
+        parts = [c.pad(length) for c in conditions]
+        return Condition(torch.cat([p.embeds for p in parts]), torch.cat([p.mask for p in parts]))
+
+    @staticmethod
+    def cat_sequence(conditions: list[Condition]) -> Condition:
+        """Concatenate conditions of one batch along the sequence (masks kept): ``[B, sum S_i, D]``."""
+        if len(conditions) == 1:
+            return conditions[0]
+        embeds = torch.cat([c.embeds for c in conditions], dim=1)  # [B, S, D]
+        return Condition(embeds, torch.cat([c.mask for c in conditions], dim=1))
+
+    @staticmethod
+    def from_rows(rows: list[torch.Tensor | None], dim: int, device: torch.device | str | None = None) -> Condition:
+        """Pad per-sample embeddings ``[S_i, dim]`` (None: a null row) into a condition ``[B, max S_i, dim]``.
+
+        A null row comes back as zeros with an all-False mask; every row has at least one position.
+        """
+        length = max([1] + [row.shape[0] for row in rows if row is not None])
+        dtype = next((row.dtype for row in rows if row is not None), torch.float32)
+        embeds = torch.zeros(len(rows), length, dim, dtype=dtype, device=device)  # [B, S, D]
+        mask = torch.zeros(len(rows), length, dtype=torch.bool, device=device)  # [B, S]
+        for i, row in enumerate(rows):
+            if row is not None:
+                embeds[i, : row.shape[0]] = row
+                mask[i, : row.shape[0]] = True
+        return Condition(embeds, mask)
+
+
+@dataclass(frozen=True)
+class AudioValue:
+    """An attribute value that is audio: the training clip a conditioner such as CLAP embeds.
+
+    The trainer passes one per sample (``{"description": AudioValue(wav, rate)}``) to conditioners whose
+    :attr:`Conditioner.uses_training_audio` is true; the conditioner resamples it to its own rate.
+
+    Attributes:
+        wav: ``[C, N]`` float waveform (only the valid samples of the clip).
+        sample_rate: its sample rate in Hz.
+    """
+
+    wav: torch.Tensor  # [C, N]
+    sample_rate: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.wav, torch.Tensor) or self.wav.dim() != 2 or not self.wav.is_floating_point():
+            shape = tuple(self.wav.shape) if isinstance(self.wav, torch.Tensor) else type(self.wav).__name__
+            raise ValueError(f"AudioValue needs a float waveform [C, N], got {shape}")
+        if self.wav.shape[-1] == 0:
+            raise ValueError("AudioValue got an empty waveform (0 samples)")
+        if isinstance(self.sample_rate, bool) or not isinstance(self.sample_rate, int) or self.sample_rate <= 0:
+            raise ValueError(f"AudioValue.sample_rate must be a positive int, got {self.sample_rate!r}")
+
+    def __repr__(self) -> str:
+        return f"AudioValue({tuple(self.wav.shape)} @ {self.sample_rate} Hz)"
 
 
 class Conditioner(nn.Module, ABC):
@@ -70,6 +148,11 @@ class Conditioner(nn.Module, ABC):
         for tensor in self.buffers():
             return tensor.device
         return torch.device("cpu")
+
+    @property
+    def uses_training_audio(self) -> bool:
+        """True when training feeds this conditioner the clip itself (an :class:`AudioValue`) as its value."""
+        return False
 
     def validate(self, value: Any) -> None:
         """Raise ``ValueError`` naming the bad value when ``value`` is not acceptable (None always is)."""

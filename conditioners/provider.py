@@ -4,25 +4,33 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import nn
 
-from conditioners.base import Condition, Conditioner
+from conditioners.base import Conditioner
+from conditioners.fuser import FusedCondition, check_fuse, fuse_conditions
 
 
 class ConditioningProvider(nn.Module):
     """The set of conditioners of a model, keyed by the attribute each one claims.
 
-    All conditions are fused for cross-attention by concatenation along the sequence (masks kept).
+    Args:
+        conditioners: one per attribute.
+        routes: attribute -> ``cross`` | ``prepend`` | ``sum`` (see :mod:`conditioners.fuser`); attributes
+            not named are routed to ``cross``.
     """
 
-    def __init__(self, conditioners: list[Conditioner] | None = None) -> None:
+    def __init__(self, conditioners: list[Conditioner] | None = None, routes: dict[str, str] | None = None) -> None:
         super().__init__()
         self.conditioners = nn.ModuleDict()
         for conditioner in conditioners or []:
             if conditioner.attribute in self.conditioners:
                 raise ValueError(f"two conditioners claim the attribute {conditioner.attribute!r}")
             self.conditioners[conditioner.attribute] = conditioner
+        routes = dict(routes or {})
+        unknown = sorted(set(routes) - set(self.conditioners))
+        if unknown:
+            raise ValueError(f"routes name attribute(s) {unknown} that no conditioner claims; known: {self.attributes}")
+        self.routes = {name: check_fuse(name, routes.get(name, "cross")) for name in self.conditioners}
 
     @property
     def attributes(self) -> list[str]:
@@ -31,6 +39,10 @@ class ConditioningProvider(nn.Module):
     @property
     def output_dims(self) -> set[int]:
         return {c.output_dim for c in self.conditioners.values()}
+
+    def routed_to(self, route: str) -> list[str]:
+        """The attributes routed to ``route`` (``cross``, ``prepend`` or ``sum``)."""
+        return [name for name, r in self.routes.items() if r == route]
 
     def validate(self, attributes: list[dict[str, Any]]) -> None:
         """Raise ``ValueError`` for an unknown key or a bad value, naming it and what is allowed."""
@@ -55,18 +67,12 @@ class ConditioningProvider(nn.Module):
             for name, conditioner in self.conditioners.items()
         }
 
-    def forward(self, prepared: dict[str, Any]) -> Condition | None:
-        """Run the conditioners and fuse their conditions: ``[B, S_total, D]`` (None without conditioners)."""
-        conditions = [self.conditioners[name](inputs) for name, inputs in prepared.items()]
-        if not conditions:
-            return None
-        if len(conditions) == 1:
-            return conditions[0]
-        return Condition(
-            torch.cat([c.embeds for c in conditions], dim=1), torch.cat([c.mask for c in conditions], dim=1)
-        )
+    def forward(self, prepared: dict[str, Any]) -> FusedCondition | None:
+        """Run the conditioners and fuse their conditions by route (None without conditioners)."""
+        routed = [(self.routes[name], self.conditioners[name](inputs)) for name, inputs in prepared.items()]
+        return fuse_conditions(routed) if routed else None
 
-    def encode(self, attributes: list[dict[str, Any]], null: bool = False) -> Condition | None:
+    def encode(self, attributes: list[dict[str, Any]], null: bool = False) -> FusedCondition | None:
         """Validate, prepare and run in one call."""
         if not null:
             self.validate(attributes)

@@ -111,3 +111,41 @@ def tiny_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (folder / "train.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
     (folder / "valid.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines[:8]))
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_clap_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A local folder with a tiny random ``ClapModel`` and its ``ClapProcessor`` (48 kHz feature extractor,
+    byte-level BPE tokenizer trained on the synthetic captions), as ``ClapModel.save_pretrained`` writes it."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import (
+        ClapAudioConfig,
+        ClapConfig,
+        ClapFeatureExtractor,
+        ClapModel,
+        ClapProcessor,
+        ClapTextConfig,
+        RobertaTokenizer,
+    )
+
+    folder = tmp_path_factory.mktemp("tiny_clap")
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(CAPTIONS, vocab_size=300, min_frequency=1,
+                            special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    bpe.save_model(str(folder))
+    tokenizer = RobertaTokenizer.from_pretrained(folder)
+    extractor = ClapFeatureExtractor(feature_size=16, sampling_rate=48000, hop_length=480, max_length_s=1,
+                                     fft_window_size=1024, truncation="rand_trunc", padding="repeatpad",
+                                     frequency_min=50, frequency_max=14000)
+    audio = ClapAudioConfig(spec_size=64, num_mel_bins=16, window_size=4, patch_size=2, patch_stride=2, freq_ratio=2,
+                            hidden_size=32, patch_embeds_hidden_size=16, depths=[1, 1], num_attention_heads=[2, 2],
+                            projection_dim=16, intermediate_size=37, enable_fusion=False)
+    text = ClapTextConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                          intermediate_size=37, projection_dim=16, max_position_embeddings=80)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = ClapModel(ClapConfig(text_config=text.to_dict(), audio_config=audio.to_dict(), projection_dim=16))
+    model_dir = folder / "model"
+    model.eval().save_pretrained(model_dir)
+    ClapProcessor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(model_dir)
+    return model_dir

@@ -32,7 +32,8 @@ def reference_generate(lm, pattern, condition, null, params, generator=None, pro
 
 
 def conditions(backend, prompts=PROMPTS):
-    return backend.conditioning.encode(prompts), backend.conditioning.encode(prompts, null=True)
+    """The cross-attention conditions (the tiny backend routes its one text conditioner to cross)."""
+    return backend.conditioning.encode(prompts).cross, backend.conditioning.encode(prompts, null=True).cross
 
 
 @pytest.mark.parametrize("kind", ["delay", "parallel", "flattened", "coarse_first"])

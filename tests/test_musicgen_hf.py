@@ -94,7 +94,7 @@ def _teacher_forced(model, backend: LMBackend, inputs: dict, null: bool) -> tupl
         else:
             hf_inputs = dict(inputs)
         hf = model(**hf_inputs, decoder_input_ids=sequence.reshape(batch * K, steps)).logits
-        condition = backend.conditioning.encode(attributes, null=null)  # [B, S_text, D]
+        condition = backend.conditioning.encode(attributes, null=null).cross  # [B, S_text, D]
         ours = backend.lm(sequence, backend.lm.cross_context(condition.embeds, condition.mask))
     return hf.view(batch, K, steps, CARD), ours
 

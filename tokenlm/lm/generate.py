@@ -8,6 +8,7 @@ import torch
 from tqdm.auto import tqdm
 
 from conditioners.base import Condition
+from conditioners.fuser import FusedCondition
 from tokenlm.common.device import autocast, compute_dtype
 from tokenlm.lm.model import LMModel
 from tokenlm.lm.patterns import CodebookPattern
@@ -22,8 +23,8 @@ ProgressCallback = Callable[[int, int], None]
 def generate_codes(
     model: LMModel,
     pattern: CodebookPattern,
-    condition: Condition | None,
-    null_condition: Condition | None,
+    condition: FusedCondition | Condition | None,
+    null_condition: FusedCondition | Condition | None,
     params: SamplingParams,
     *,
     batch_size: int | None = None,
@@ -35,7 +36,8 @@ def generate_codes(
     """Generate ``pattern.num_frames`` frames of codes.
 
     Args:
-        condition: the fused cross-attention condition ``[B, S, D]`` (None for an unconditional LM).
+        condition: the fused condition (cross / prepend / sum routes), or a plain cross-attention
+            :class:`Condition` ``[B, S, D]``; None for an unconditional LM.
         null_condition: the same for null attributes; required when ``params.cfg_coef != 1``.
         prompt: ``[B, K, Tp]`` codes to continue (Tp <= num_frames); they are kept as they are.
         callback: called as ``callback(steps_done, steps_total)`` after every step.
@@ -44,7 +46,8 @@ def generate_codes(
     """
     cfg = model.config
     device = next(model.parameters()).device
-    batch = condition.embeds.shape[0] if condition is not None else batch_size
+    condition, null_condition = _fused(condition), _fused(null_condition)
+    batch = condition.batch_size if condition is not None else batch_size
     if batch is None:
         raise ValueError("batch_size is needed when there is no condition")
     use_cfg = params.uses_cfg
@@ -87,46 +90,39 @@ def generate_codes(
     return pattern.revert(sequence)
 
 
+def _fused(condition: FusedCondition | Condition | None) -> FusedCondition | None:
+    """A plain :class:`Condition` is a cross-attention condition."""
+    return FusedCondition(cross=condition) if isinstance(condition, Condition) else condition
+
+
 def _make_passes(
     model: LMModel,
-    condition: Condition | None,
-    null_condition: Condition | None,
+    condition: FusedCondition | None,
+    null_condition: FusedCondition | None,
     use_cfg: bool,
     two_step: bool,
     batch: int,
     capacity: int,
     dtype: torch.dtype,
 ) -> list[tuple[int, object, object]]:
-    """The forward passes of one step: ``(batch, cross context, KV cache)`` each."""
+    """The forward passes of one step: ``(batch, condition context, KV cache)`` each.
+
+    Each cache holds ``capacity`` sequence steps plus the prepended condition tokens of its context.
+    """
     device = next(model.parameters()).device
 
-    def context(cond: Condition | None):
-        if cond is None:
-            return None
-        return model.cross_context(cond.embeds.to(device=device, dtype=dtype), cond.mask.to(device))
+    def make(size: int, cond: FusedCondition | None) -> tuple[int, object, object]:
+        context = model.condition_context(cond.to(device, dtype)) if cond is not None else None
+        prefix = context.prefix_length if context is not None else 0
+        return size, context, model.new_cache(size, capacity + prefix, device, dtype)
 
     if not use_cfg:
-        return [(batch, context(condition), model.new_cache(batch, capacity, device, dtype))]
+        return [make(batch, condition)]
     if two_step:
-        return [
-            (batch, context(condition), model.new_cache(batch, capacity, device, dtype)),
-            (batch, context(null_condition), model.new_cache(batch, capacity, device, dtype)),
-        ]
-    both = concat_conditions_batch(condition, null_condition)
-    return [(2 * batch, context(both), model.new_cache(2 * batch, capacity, device, dtype))]
+        return [make(batch, condition), make(batch, null_condition)]
+    return [make(2 * batch, condition.cat_batch(null_condition))]
 
 
 def concat_conditions_batch(first: Condition, second: Condition) -> Condition:
     """Stack two conditions along the batch, padding the shorter sequence with masked zeros."""
-    length = max(first.embeds.shape[1], second.embeds.shape[1])
-    parts = [_pad_condition(c, length) for c in (first, second)]
-    return Condition(torch.cat([p.embeds for p in parts]), torch.cat([p.mask for p in parts]))
-
-
-def _pad_condition(cond: Condition, length: int) -> Condition:
-    extra = length - cond.embeds.shape[1]
-    if extra == 0:
-        return cond
-    embeds = torch.nn.functional.pad(cond.embeds, (0, 0, 0, extra))
-    mask = torch.nn.functional.pad(cond.mask, (0, extra), value=False)
-    return Condition(embeds, mask)
+    return Condition.cat_batch([first, second])

@@ -8,6 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from conditioners.base import Condition
+from conditioners.fuser import FusedCondition
 from tokenlm.common.attention import ATTENTION_BACKENDS, check_attention_backend, key_padding_bias
 from tokenlm.common.positions import rope_tables, sinusoidal_embedding
 from tokenlm.lm.transformer import DecoderBlock, KVCache, RopeState
@@ -68,12 +70,46 @@ class LMConfig:
         return cls(**values)
 
 
-class CrossContext:
-    """Cross-attention keys/values of a condition for every layer, computed once per generation call."""
+class ConditionContext:
+    """What the LM reads from a condition, prepared once per generation call (or training step).
 
-    def __init__(self, kv: list[tuple[torch.Tensor, torch.Tensor]], mask: torch.Tensor | None) -> None:
-        self.kv = kv  # per layer: ([B, H, S, Dh], [B, H, S, Dh])
-        self.mask = mask  # [B, 1, 1, S] bool or None
+    Attributes:
+        kv: per layer, cross-attention keys and values ``([B, H, S, Dh], [B, H, S, Dh])``, or None.
+        mask: cross-attention mask ``[B, 1, 1, S]`` bool, or None (nothing masked).
+        prefix: ``[B, P, D]`` condition tokens placed before the audio sequence (valid ones right-aligned,
+            so the last valid token sits just before the audio), or None.
+        prefix_mask: ``[B, P]`` bool validity of the prefix, or None when every prefix token is valid.
+        offset: ``[B, D]`` summed condition added to every input embedding, or None.
+    """
+
+    def __init__(
+        self,
+        kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
+        mask: torch.Tensor | None = None,
+        prefix: torch.Tensor | None = None,
+        prefix_mask: torch.Tensor | None = None,
+        offset: torch.Tensor | None = None,
+    ) -> None:
+        self.kv, self.mask = kv, mask
+        self.prefix, self.prefix_mask, self.offset = prefix, prefix_mask, offset
+
+    @property
+    def prefix_length(self) -> int:
+        return 0 if self.prefix is None else int(self.prefix.shape[1])
+
+
+#: the name of :class:`ConditionContext` when it only held cross-attention keys and values
+CrossContext = ConditionContext
+
+
+def right_align(condition: Condition) -> Condition:
+    """Move each row's valid positions to the end of the sequence (order kept): ``[B, P, D]`` -> ``[B, P, D]``.
+
+    Prepended tokens then sit at the same positions whatever the batch's padding.
+    """
+    order = torch.argsort(condition.mask.int(), dim=1, stable=True)  # invalid first, then valid, in order
+    embeds = condition.embeds.gather(1, order[..., None].expand_as(condition.embeds))
+    return Condition(embeds, condition.mask.gather(1, order))
 
 
 class LMModel(nn.Module):
@@ -125,7 +161,7 @@ class LMModel(nn.Module):
         cfg = self.config
         return KVCache(cfg.num_layers, batch, cfg.num_heads, capacity, self.head_dim, device, dtype)
 
-    def cross_context(self, embeds: torch.Tensor | None, mask: torch.Tensor | None) -> CrossContext | None:
+    def cross_context(self, embeds: torch.Tensor | None, mask: torch.Tensor | None) -> ConditionContext | None:
         """Project the condition ``[B, S, D]`` (mask ``[B, S]``) to per-layer keys/values."""
         if embeds is None or not self.config.cross_attention:
             return None
@@ -133,7 +169,29 @@ class LMModel(nn.Module):
             check_attention_backend(self.config.attention_backend, embeds.device)
         kv = [block.cross_attn.project_condition(embeds) for block in self.blocks]
         attn_mask = key_padding_bias(mask) if self.config.cross_attention_mask else None
-        return CrossContext(kv, attn_mask)
+        return ConditionContext(kv, attn_mask)
+
+    def condition_context(self, condition: FusedCondition | Condition | None) -> ConditionContext | None:
+        """Everything the LM reads from a fused condition: cross keys/values, prepended tokens, summed offset.
+
+        A plain :class:`Condition` is a cross-attention condition.
+        """
+        if condition is None:
+            return None
+        if isinstance(condition, Condition):
+            condition = FusedCondition(cross=condition)
+        if condition.cross is not None and not self.config.cross_attention:
+            raise ValueError("this LM has no cross-attention (cross_attention=False) but got a cross condition")
+        context = ConditionContext()
+        if condition.cross is not None:
+            context = self.cross_context(condition.cross.embeds, condition.cross.mask)
+        if condition.prepend is not None:
+            prefix = right_align(condition.prepend)
+            context.prefix = prefix.embeds  # [B, P, D]
+            context.prefix_mask = None if bool(prefix.mask.all()) else prefix.mask  # [B, P]
+        if condition.sum is not None:
+            context.offset = condition.sum.embeds[:, 0]  # [B, D]
+        return context
 
     def embed(self, sequence: torch.Tensor) -> torch.Tensor:
         """Codes ``[B, K, T]`` (special token allowed) -> summed embeddings ``[B, T, D]``."""
@@ -154,40 +212,81 @@ class LMModel(nn.Module):
         cos, sin = rope_tables(positions, self.head_dim, self.config.max_period)
         return RopeState(cos, sin, self.config.rope_interleaved)
 
+    def _self_mask(
+        self, prefix_mask: torch.Tensor | None, prefix: int, past: int, steps: int
+    ) -> torch.Tensor | None:
+        """Self-attention mask ``[B, 1, steps, past + steps]`` when prefix tokens are masked (else None: causal).
+
+        A query sees earlier keys, except masked prefix tokens; every query sees itself, so no row is empty.
+        """
+        if prefix_mask is None:
+            return None
+        total = past + steps
+        query = torch.arange(past, total, device=prefix_mask.device)[:, None]  # [steps, 1]
+        key = torch.arange(total, device=prefix_mask.device)[None]  # [1, total]
+        key_ok = torch.ones(prefix_mask.shape[0], total, dtype=torch.bool, device=prefix_mask.device)
+        key_ok[:, :prefix] = prefix_mask
+        mask = (key <= query)[None] & (key_ok[:, None, :] | (key == query)[None])  # [B, steps, total]
+        return mask[:, None]
+
     def forward(
         self,
         sequence: torch.Tensor,
-        condition: CrossContext | None = None,
+        condition: ConditionContext | None = None,
         cache: KVCache | None = None,
         return_hidden: bool = False,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Logits for the next step at every position.
 
+        Prepended condition tokens (``condition.prefix``) go before the sequence on the first call only (with
+        a cache they stay there); they take positions ``-P .. -1`` so audio positions start at 0 whatever P
+        is, and their outputs are stripped. A summed condition (``condition.offset``) is added to every
+        input embedding.
+
         Args:
             sequence: ``[B, K, T]`` pattern-sequence tokens (special token = ``cardinality``).
-            condition: cross-attention context from :meth:`cross_context`.
-            cache: continue after ``cache.length`` cached steps and append these ``T`` steps.
+            condition: the context from :meth:`condition_context` (or :meth:`cross_context`).
+            cache: continue after ``cache.length`` cached positions and append these ``T`` steps.
         Returns:
             logits ``[B, K, T, card]`` (and the final hidden states ``[B, T, D]`` if ``return_hidden``).
         """
         batch, _, steps = sequence.shape
-        start = cache.length if cache is not None else 0
-        if cache is not None and start + steps > cache.capacity:
-            raise ValueError(f"KV cache holds {cache.capacity} steps; cannot append {steps} after {start}")
+        past = cache.length if cache is not None else 0
+        prefix = condition.prefix if condition is not None and past == 0 else None
+        num_prefix = 0 if prefix is None else prefix.shape[1]
+        if cache is not None:
+            if past == 0:
+                cache.prefix = num_prefix
+            if past + num_prefix + steps > cache.capacity:
+                raise ValueError(
+                    f"KV cache holds {cache.capacity} steps; cannot append {num_prefix + steps} after {past}"
+                )
+        start = past - cache.prefix if past > 0 else 0  # audio position of the first step
+        if self.config.cross_attention and (condition is None or condition.kv is None):
+            raise ValueError("this LM cross-attends to a condition; pass one (use a null condition for none)")
         x = self.embed(sequence)  # [B, T, D]
+        if condition is not None and condition.offset is not None:
+            x = x + condition.offset[:, None].to(x.dtype)  # summed condition on every input
         rope = None
         if self.config.positional == "sin":
             x = x + self._positions(start, steps, x.device).to(x.dtype)
+            if prefix is not None:
+                table = sinusoidal_embedding(torch.arange(-num_prefix, 0, device=x.device), self.config.dim)
+                prefix = prefix.to(x.dtype) + table.to(x.dtype)  # [B, P, D]
         elif self.config.positional == "rope":
-            rope = self._rope(start, steps, x.device)
-        if self.config.cross_attention and condition is None:
-            raise ValueError("this LM cross-attends to a condition; pass one (use a null condition for none)")
+            rope = self._rope(start - num_prefix, num_prefix + steps, x.device)
+        if prefix is not None:
+            x = torch.cat([prefix.to(x.dtype), x], dim=1)  # [B, P + T, D]
+        prefix_mask = condition.prefix_mask if condition is not None else None
+        total_prefix = cache.prefix if cache is not None else num_prefix
+        self_mask = self._self_mask(prefix_mask, total_prefix, past, x.shape[1])
         cross_kv, cross_mask = (None, None) if condition is None else (condition.kv, condition.mask)
         for layer, block in enumerate(self.blocks):
-            x = block(x, layer, cache, rope, None if cross_kv is None else cross_kv[layer], cross_mask)
+            kv = None if cross_kv is None else cross_kv[layer]
+            x = block(x, layer, cache, rope, kv, cross_mask, self_mask)
         if cache is not None:
-            cache.length = start + steps
-        hidden = self.out_norm(x)  # [B, T, D]
+            cache.length = past + x.shape[1]
+        hidden = self.out_norm(x[:, num_prefix:])  # [B, T, D]: prefix outputs stripped
         K, card = self.config.num_codebooks, self.config.cardinality
         logits = nn.functional.linear(hidden, self.heads.view(K * card, -1))  # [B, T, K * card]
         logits = logits.view(batch, steps, K, card).transpose(1, 2)  # [B, K, T, card]

@@ -8,6 +8,8 @@ from typing import Any
 
 import torch
 
+from conditioners.base import Condition
+from conditioners.dropout import DropoutDraw
 from tokenlm.lm.losses import POOLINGS, codebook_cross_entropy, pool_sequence, rr_from_pooled
 from tokenlm.lm.patterns import build_pattern
 
@@ -49,12 +51,14 @@ def lm_loss(
     dropped: torch.Tensor,
     objective: LMObjective,
     gather: Gather | None = None,
+    attribute_dropped: dict[str, torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Loss of an :class:`~tokenlm.lm.backend.LMBackend` on codes ``[B, K, T]`` (valid frames ``[B, T]``).
 
     Args:
         dropped: ``[B]`` bool, samples whose conditions are replaced by the null condition (CFG dropout).
         gather: optional differentiable all-gather across ranks, so RR sees the global batch.
+        attribute_dropped: attribute -> ``[B]`` bool, samples that lose that attribute only.
     Returns:
         ``loss`` (to optimise), ``ce``, ``rr`` and per-codebook ``ce_k`` / ``ppl_k`` (detached for logging).
     """
@@ -66,23 +70,28 @@ def lm_loss(
     frame_ok = frame_mask.gather(1, time_index.clamp(min=0).flatten()[None].expand(batch, -1))
     valid = (time_index >= 0) & frame_ok.view(batch, num_codebooks, -1)  # [B, K, S]
 
-    text = conditioning.encode(attributes) if conditioning.attributes else None
-    condition = text
-    if text is not None and bool(dropped.any()):
-        null = conditioning.encode(attributes, null=True)
-        keep = ~dropped.to(text.mask.device)
-        condition = type(text)(
-            torch.where(keep[:, None, None], text.embeds, null.embeds), text.mask & keep[:, None]
-        )
-    context = lm.cross_context(condition.embeds, condition.mask) if condition is not None else None
+    drops = {name: mask.detach().cpu().bool() for name, mask in (attribute_dropped or {}).items()}
+    draw = DropoutDraw(dropped.detach().cpu().bool(), drops)
+    rr_rows = _rr_rows(objective, dropped)
+    condition, text = None, None
+    if conditioning.attributes:
+        if bool(draw.dropped.all()):  # a CFG batch: the null condition of every attribute
+            condition = conditioning.encode(attributes, null=True)
+        else:  # dropped values become None, each conditioner's null value
+            condition = conditioning.encode(draw.apply(attributes) if draw.any else attributes)
+        text = condition  # what RR pools: the un-dropped conditions
+        if draw.any and rr_rows is not None and objective.rr_weight > 0:
+            with torch.no_grad():
+                text = conditioning.encode(attributes)
+    context = lm.condition_context(condition)
     logits, hidden = lm(sequence[..., :-1], context, return_hidden=True)  # [B, K, S-1, card], [B, S-1, D]
     ce, per_codebook = codebook_cross_entropy(logits, sequence[..., 1:], valid[..., 1:])
     losses = {"ce": ce}
 
-    rr_rows = _rr_rows(objective, dropped)
     if text is not None and rr_rows is not None and objective.rr_weight > 0:
         position_mask = valid[..., 1:].any(dim=1)  # [B, S-1]: positions that predict a real frame
-        text_pooled = pool_sequence(text.embeds.detach(), text.mask, objective.rr_pooling)[rr_rows]
+        tokens = text if isinstance(text, Condition) else text.as_sequence()  # [B, S_all, D]: every route's tokens
+        text_pooled = pool_sequence(tokens.embeds.detach(), tokens.mask, objective.rr_pooling)[rr_rows]
         audio_pooled = pool_sequence(hidden, position_mask, objective.rr_pooling)[rr_rows]
         if gather is not None:
             text_pooled, audio_pooled = gather(text_pooled), gather(audio_pooled)

@@ -36,7 +36,8 @@ class KVCache:
         self.keys = torch.empty(shape, device=device, dtype=dtype)
         self.values = torch.empty(shape, device=device, dtype=dtype)
         self.capacity = capacity
-        self.length = 0
+        self.length = 0  # filled positions, prepended condition tokens included
+        self.prefix = 0  # how many of them are prepended condition tokens (set by the first forward)
 
     def nbytes(self) -> int:
         return self.keys.nelement() * self.keys.element_size() * 2
@@ -62,8 +63,14 @@ class SelfAttention(nn.Module):
         self.dropout, self.backend = dropout, backend
 
     def forward(
-        self, x: torch.Tensor, layer: int, cache: KVCache | None, rope: RopeState | None
+        self,
+        x: torch.Tensor,
+        layer: int,
+        cache: KVCache | None,
+        rope: RopeState | None,
+        attn_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """``attn_mask`` ``[B, 1, T, T_keys]`` (True = attend) replaces the default causal mask when given."""
         batch, steps, dim = x.shape
         qkv = self.qkv(x).view(batch, steps, 3, self.num_heads, self.head_dim)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each [B, H, T, Dh]
@@ -80,6 +87,8 @@ class SelfAttention(nn.Module):
             if start > 0 and steps > 1:  # a chunk after cached steps: causal mask aligned bottom-right
                 mask = torch.ones(steps, start + steps, dtype=torch.bool, device=x.device).tril(start)
                 is_causal = False
+        if attn_mask is not None:
+            mask, is_causal = attn_mask, False
         dropout = self.dropout if self.training else 0.0
         y = attention(q, k, v, mask=mask, is_causal=is_causal, dropout_p=dropout, backend=self.backend)
         return self.out(y.transpose(1, 2).reshape(batch, steps, dim))
@@ -151,8 +160,9 @@ class DecoderBlock(nn.Module):
         rope: RopeState | None,
         cross_kv: tuple[torch.Tensor, torch.Tensor] | None,
         cross_mask: torch.Tensor | None,
+        self_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        x = x + self.dropout(self.self_attn(self.norm_self(x), layer, cache, rope))
+        x = x + self.dropout(self.self_attn(self.norm_self(x), layer, cache, rope, self_mask))
         if self.cross_attn is not None and cross_kv is not None:
             x = x + self.dropout(self.cross_attn(self.norm_cross(x), cross_kv, cross_mask))
         return x + self.dropout(self.fc2(self.dropout(self.activation(self.fc1(self.norm_ffn(x))))))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from conditioners.fuser import check_fuse
 from conditioners.registry import get_conditioner_class
 from tokenlm.codecs import EncodecCodec, load_codec, tiny_encodec_config
 from tokenlm.lm.backend import LMBackend
@@ -24,8 +26,26 @@ def build_codec(cfg: dict[str, Any]) -> EncodecCodec:
     return EncodecCodec.from_config(tiny, bandwidth=cfg.get("bandwidth"), seed=int(cfg.get("seed", 0)))
 
 
-def build_conditioner(entry: dict[str, Any], dim: int, captions: list[str], work_dir: Path):
-    """One conditioner of the recipe; a SentencePiece one without ``spm_path`` is trained on ``captions``."""
+#: keys a recipe's conditioner entry may hold
+ENTRY_KEYS = ("kind", "attribute", "params", "fuse", "dropout", "vocab_size")
+
+ValuesOf = Callable[[str], list[str]]
+
+
+def build_conditioner(
+    entry: dict[str, Any], dim: int, captions: list[str], work_dir: Path, values_of: ValuesOf | None = None
+):
+    """One conditioner of the recipe entry ``{kind, attribute, params, fuse, dropout}``.
+
+    A SentencePiece one without ``spm_path`` is trained on ``captions``; a ``lut`` one without ``values``
+    takes the attribute's values in the training data (``values_of(attribute)``).
+    """
+    unknown = sorted(set(entry) - set(ENTRY_KEYS))
+    if unknown or "kind" not in entry or "attribute" not in entry:
+        raise ValueError(
+            f"conditioner entry {entry!r}: needs kind and attribute; unknown key(s) {unknown}; "
+            f"allowed keys: {', '.join(ENTRY_KEYS)}"
+        )
     kind = entry["kind"]
     params = dict(entry.get("params") or {})
     if kind == "sentencepiece" and not params.get("spm_path"):
@@ -36,19 +56,41 @@ def build_conditioner(entry: dict[str, Any], dim: int, captions: list[str], work
             raise ValueError("a sentencepiece conditioner without spm_path needs captions in the training data")
         params["spm_path"] = str(train_sentencepiece(captions, work_dir / f"spm_{entry['attribute']}", vocab))
         log.info("trained a SentencePiece model (vocab %d) on %d captions", vocab, len(captions))
+    if kind == "lut" and not params.get("values"):
+        params["values"] = sorted(set(values_of(entry["attribute"]))) if values_of is not None else []
+        if not params["values"]:
+            raise ValueError(
+                f"the lut conditioner for {entry['attribute']!r} needs params.values (its categories), and the "
+                "training data has no values of that attribute to take them from"
+            )
+        log.info("lut %r: %d categories from the training data", entry["attribute"], len(params["values"]))
     cls = get_conditioner_class(kind)
     return cls(attribute=entry["attribute"], output_dim=dim, **params)
 
 
-def build_backend(cfg: dict[str, Any], captions: list[str], work_dir: Path, seed: int) -> LMBackend:
-    """The untrained LM backend a recipe describes (``model``, ``codec``, ``conditioners``, ``pattern``)."""
+def routes_of(entries: list[dict[str, Any]]) -> dict[str, str]:
+    """attribute -> fuse route (``cross`` unless the entry says ``fuse: prepend`` or ``fuse: sum``)."""
+    return {entry["attribute"]: check_fuse(entry["attribute"], entry.get("fuse") or "cross") for entry in entries}
+
+
+def build_backend(
+    cfg: dict[str, Any], captions: list[str], work_dir: Path, seed: int, values_of: ValuesOf | None = None
+) -> LMBackend:
+    """The untrained LM backend a recipe describes (``model``, ``codec``, ``conditioners``, ``pattern``).
+
+    The LM gets cross-attention when some conditioner is routed to ``cross``, unless ``model.cross_attention``
+    says otherwise.
+    """
     torch.manual_seed(seed)
     codec = build_codec(cfg["codec"])
+    entries = list(cfg["conditioners"] or [])
+    routes = routes_of(entries)
     model_cfg = dict(cfg["model"])
+    model_cfg.setdefault("cross_attention", "cross" in routes.values())
     lm = LMModel(LMConfig(num_codebooks=codec.num_codebooks, cardinality=codec.cardinality, **model_cfg))
-    conditioners = [build_conditioner(entry, lm.config.dim, captions, work_dir) for entry in cfg["conditioners"]]
+    conditioners = [build_conditioner(e, lm.config.dim, captions, work_dir, values_of) for e in entries]
     solver = cfg["solver"]
     return LMBackend(
-        lm, codec, conditioners, pattern=cfg.get("pattern", "delay"),
+        lm, codec, conditioners, routes=routes, pattern=cfg.get("pattern", "delay"),
         max_duration=float(cfg["data"]["segment_duration"]), cfg_dropout=float(solver["cfg_dropout"]),
     )

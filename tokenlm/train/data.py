@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+from conditioners.base import AudioValue
 from tokenlm.data.dataset import AudioSegmentDataset, collate_audio
 from tokenlm.data.manifest import read_manifest
 from tokenlm.lm.backend import LMBackend
@@ -43,6 +44,17 @@ def captions_of(manifests: list[str | Path], attribute: str = "description") -> 
     return texts
 
 
+def category_values(manifests: list[str | Path], attribute: str) -> list[str]:
+    """The distinct string values of ``attribute`` in the manifests (list values flattened), sorted."""
+    values: set[str] = set()
+    for manifest in manifests:
+        for entry in read_manifest(manifest):
+            value = entry.attributes.get(attribute)
+            items = value if isinstance(value, (list, tuple)) else [value]
+            values.update(item for item in items if isinstance(item, str) and item.strip())
+    return sorted(values)
+
+
 class TrainData:
     """Training and validation batches of a recipe's ``data`` section."""
 
@@ -54,6 +66,11 @@ class TrainData:
         self.local_batch = batch_size // info.world_size
         self.info, self.num_workers = info, int(data.get("num_workers", 0))
         self.attributes = set(backend.attributes)
+        self.sample_rate = backend.sample_rate
+        # attributes whose conditioner trains on the clip itself (CLAP with train_on: audio)
+        self.audio_attributes = [
+            name for name, c in backend.conditioning.conditioners.items() if c.uses_training_audio
+        ]
         train = data["train"] if isinstance(data["train"], list) else [data["train"]]
         common = dict(
             segment_duration=float(data["segment_duration"]), sample_rate=backend.sample_rate,
@@ -81,6 +98,21 @@ class TrainData:
         batch["attributes"] = [{k: v for k, v in a.items() if k in self.attributes} for a in batch["attributes"]]
         return batch
 
+    def _with_audio(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Give conditioners that train on audio each sample's clip (its valid samples) as their value."""
+        if not self.audio_attributes:
+            return batch
+        if "wav" not in batch:
+            raise ValueError(
+                f"conditioner(s) for {self.audio_attributes} train on audio (train_on: audio), but this batch holds "
+                "codes from a token cache, not audio; train from the audio manifest (data.cache=null)"
+            )
+        for wav, mask, item in zip(batch["wav"], batch["mask"], batch["attributes"], strict=True):  # [C, N], [N]
+            clip = AudioValue(wav[:, : max(1, int(mask.sum()))].float(), int(self.sample_rate))
+            for name in self.audio_attributes:
+                item[name] = clip
+        return batch
+
     def train_batch(self, position: int) -> dict[str, Any]:
         """The micro-batch at ``position`` (consecutive calls stream from worker processes)."""
         if self._loader is None or position != self._position + 1:
@@ -91,7 +123,7 @@ class TrainData:
             )
             self._loader = iter(loader)
         self._position = position
-        return self._filter(next(self._loader))
+        return self._with_audio(self._filter(next(self._loader)))
 
     @staticmethod
     @torch.no_grad()
@@ -116,7 +148,8 @@ class TrainData:
         losses = []
         for position in range(self.valid_batches):
             first = position * self.local_batch * self.info.world_size + self.info.rank * self.local_batch
-            batch = self._filter(collate_audio([self.valid[i] for i in range(first, first + self.local_batch)]))
+            items = [self.valid[i] for i in range(first, first + self.local_batch)]
+            batch = self._with_audio(self._filter(collate_audio(items)))
             codes, mask = self.to_codes(batch, backend, device)
             dropped = torch.zeros(codes.shape[0], dtype=torch.bool, device=device)
             losses.append(lm_loss(backend, codes, mask, batch["attributes"], dropped, LMObjective(rr_mode="off"))["ce"])

@@ -63,7 +63,7 @@ def run(overrides: list[str]) -> Path:
     from tokenlm.lm.backend import LMBackend
     from tokenlm.train import distributed as D
     from tokenlm.train.build import build_backend
-    from tokenlm.train.data import TrainData, captions_of
+    from tokenlm.train.data import TrainData, captions_of, category_values
     from tokenlm.train.trainer import Trainer
 
     cfg = compose_recipe(overrides)
@@ -79,8 +79,11 @@ def run(overrides: list[str]) -> Path:
             init_dir = run_dir / "init"
             if not (init_dir / "config.json").is_file():
                 train = cfg["data"]["train"]
-                captions = captions_of(train if isinstance(train, list) else [train])
-                backend = build_backend(cfg, captions, run_dir / "assets", int(cfg["seed"]))
+                manifests = train if isinstance(train, list) else [train]
+                captions = captions_of(manifests)
+                backend = build_backend(
+                    cfg, captions, run_dir / "assets", int(cfg["seed"]), lambda name: category_values(manifests, name)
+                )
                 backend.save_pretrained(init_dir)
         if info.enabled:
             torch.distributed.barrier()

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from conditioners.dropout import ConditionDropout, DropoutDraw
 from tokenlm.common.device import autocast
 from tokenlm.lm.backend import LMBackend
 from tokenlm.lm.objective import LMObjective, lm_loss
@@ -35,9 +36,16 @@ class LMTrainModule(nn.Module):
         self.gather = D.gather_with_grad if gather_rr else None
 
     def forward(
-        self, codes: torch.Tensor, frame_mask: torch.Tensor, attributes: list[dict], dropped: torch.Tensor
+        self,
+        codes: torch.Tensor,
+        frame_mask: torch.Tensor,
+        attributes: list[dict],
+        dropped: torch.Tensor,
+        attribute_dropped: dict[str, torch.Tensor] | None = None,
     ) -> dict[str, torch.Tensor]:
-        return lm_loss(self.backend[0], codes, frame_mask, attributes, dropped, self.objective, self.gather)
+        return lm_loss(
+            self.backend[0], codes, frame_mask, attributes, dropped, self.objective, self.gather, attribute_dropped
+        )
 
 
 class Trainer:
@@ -60,6 +68,8 @@ class Trainer:
             self.optimizer, int(solver["warmup_steps"]), self.total_steps, float(solver.get("min_lr_ratio", 0.0))
         )
         self.ema = EMA(self.module, float(solver["ema_decay"]))
+        self.dropout = condition_dropout(cfg)
+        self.dropout.check_attributes(backend.attributes)
         self.cfg_generator = torch.Generator().manual_seed(int(cfg["seed"]) + 1)
         self.step = 0
         self.nonfinite_in_a_row = 0
@@ -109,14 +119,10 @@ class Trainer:
         path.write_text("".join(line + "\n" for line in kept))
 
     # ----------------------------------------------------------------- one step
-    def _dropped(self, batch_size: int) -> torch.Tensor:
-        """CFG dropout for this micro-batch, drawn identically on every rank from the shared generator."""
-        solver = self.cfg["solver"]
-        p = float(solver["cfg_dropout"])
-        if solver.get("per_sample_cfg"):
-            draws = torch.rand(batch_size * self.info.world_size, generator=self.cfg_generator) < p
-            return draws[self.info.rank * batch_size : (self.info.rank + 1) * batch_size]
-        return (torch.rand(1, generator=self.cfg_generator) < p).expand(batch_size).clone()
+    def _dropped(self, batch_size: int) -> DropoutDraw:
+        """CFG and attribute dropout for this micro-batch, drawn identically on every rank from the shared
+        generator (saved in checkpoints, so a resumed run drops exactly what it would have)."""
+        return self.dropout.draw(batch_size, self.cfg_generator, world_size=self.info.world_size, rank=self.info.rank)
 
     def train_step(self) -> dict[str, float]:
         solver = self.cfg["solver"]
@@ -126,12 +132,15 @@ class Trainer:
         for micro in range(accumulation):
             batch = self.data.train_batch(self.step * accumulation + micro)
             codes, frame_mask = self.data.to_codes(batch, self.backend, self.device)
-            dropped = self._dropped(codes.shape[0])
+            draw = self._dropped(codes.shape[0])
+            dropped = draw.dropped
             sync = micro == accumulation - 1 or not self.info.enabled
             context = self.model.no_sync() if not sync and hasattr(self.model, "no_sync") else nullcontext()
             with context:
                 with autocast(self.device):
-                    losses = self.model(codes, frame_mask, batch["attributes"], dropped.to(self.device))
+                    losses = self.model(
+                        codes, frame_mask, batch["attributes"], dropped.to(self.device), draw.attributes
+                    )
                 bad = (~torch.isfinite(losses["loss"].detach())).float()
                 finite = bool(D.all_reduce_max(bad, self.info) == 0)
                 if finite:
@@ -269,6 +278,16 @@ class Trainer:
         if self.info.enabled:
             torch.distributed.barrier()
         return directory
+
+
+def condition_dropout(cfg: dict[str, Any]) -> ConditionDropout:
+    """The recipe's dropout: ``solver.cfg_dropout`` / ``solver.per_sample_cfg`` and each conditioner entry's
+    ``dropout`` (the probability of dropping that attribute alone)."""
+    solver = cfg["solver"]
+    per_attribute = {
+        entry["attribute"]: float(entry["dropout"]) for entry in cfg.get("conditioners") or [] if entry.get("dropout")
+    }
+    return ConditionDropout(float(solver["cfg_dropout"]), bool(solver.get("per_sample_cfg")), per_attribute)
 
 
 def _main_thread() -> bool:
