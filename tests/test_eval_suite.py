@@ -14,7 +14,7 @@ from tokenlm import cli
 from tokenlm.data.synth import generate_dataset, make_clip
 from tokenlm.eval import analyze, run_suite, write_report
 from tokenlm.eval.inputs import load_clip
-from tokenlm.eval.png import write_png
+from tokenlm.eval.png import colormap, spectrogram_image, write_png
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -78,6 +78,15 @@ def test_png_writer_round_trips_pixels(tmp_path):
     assert rows == b"\x00" + image[0].tobytes() + b"\x00" + image[1].tobytes()
     with pytest.raises(ValueError, match="uint8 image"):
         write_png(tmp_path / "y.png", image.astype(np.float32))
+
+
+def test_spectrogram_images_of_silence_and_a_tone():
+    silent = spectrogram_image(np.zeros(16000, np.float32), 16000)
+    assert silent.shape == (128, 320, 3) and (silent == colormap(np.zeros((1, 1)))[0, 0]).all()
+    tone = spectrogram_image(np.sin(2 * np.pi * 1000 * np.arange(16000) / 16000).astype(np.float32), 16000)
+    brightness = tone.astype(float).sum(axis=(1, 2))
+    row = int(brightness.argmax())  # the tone's band: 1 kHz is mel band ~18 of 64, so in the lower half
+    assert 64 < row < 110 and brightness[row] > 3 * np.median(brightness)
 
 
 @pytest.fixture(scope="module")

@@ -48,7 +48,8 @@ def spectrogram_image(wav: np.ndarray | torch.Tensor, sample_rate: int, height: 
     wav = np.nan_to_num(np.asarray(wav, dtype=np.float32)).reshape(-1, np.shape(wav)[-1]).mean(0)
     x = dsp.to_analysis_rate(wav, sample_rate)
     mel_db = 10.0 * torch.log10(dsp.mel_matrix() @ dsp.stft_power(x) + dsp.EPS)  # [64, T]
-    top = float(mel_db.max())
+    floor = 10.0 * np.log10(dsp.EPS)  # the level of digital silence
+    top = max(float(mel_db.max()), floor + range_db)  # so that a silent clip stays dark instead of scaled up
     values = ((mel_db - (top - range_db)) / range_db).clamp(0.0, 1.0).numpy()
     rows = np.linspace(0, values.shape[0] - 1, height).round().astype(int)[::-1]
     cols = np.linspace(0, values.shape[1] - 1, width).round().astype(int)
