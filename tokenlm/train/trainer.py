@@ -150,6 +150,8 @@ class Trainer:
             for name, value in losses.items():
                 totals[name] = totals.get(name, 0) + value.detach().float() / accumulation
             totals["cfg"] = totals.get("cfg", 0) + dropped.float().mean() / accumulation
+            for name, mask in draw.attributes.items():  # per-attribute dropout rates, for the logs
+                totals[f"drop_{name}"] = totals.get(f"drop_{name}", 0) + mask.float().mean() / accumulation
         if not finite:
             return self._skip_step()
         self.nonfinite_in_a_row = 0
