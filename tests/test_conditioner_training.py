@@ -43,7 +43,12 @@ def metrics(run_dir: Path) -> list[dict]:
 
 def test_minilm_timing_genre_lm_trains_and_generates(tmp_path: Path, tiny_manifest: Path) -> None:
     data = metadata_manifest(tmp_path / "data", tiny_manifest)
-    out = run(["conditioner=timing_genre", *overrides(tmp_path / "run", data, 3, "solver.cfg_dropout=0.3")])
+    cache = tmp_path / "embedding_cache"
+    out = run(["conditioner=timing_genre", f"+conditioners.0.params.cache_dir={cache}",
+               *overrides(tmp_path / "run", data, 3, "solver.cfg_dropout=0.3")])
+    captions = {json.loads(line)["description"] for line in (data / "train.jsonl").read_text().splitlines()}
+    assert 0 < len(list(cache.rglob("*.safetensors"))) <= len(captions)  # one entry per caption seen
+    assert str(cache) not in (out / "config.json").read_text()  # a runtime option, not saved
     logged = [m for m in metrics(tmp_path / "run") if "loss" in m]
     assert len(logged) == 3 and all(torch.isfinite(torch.tensor(m["loss"])) for m in logged)
     assert sum(m["drop_genre"] for m in logged) > 0 and all("drop_description" in m for m in logged)
@@ -120,3 +125,24 @@ def test_readme_conditioners_example(tmp_path: Path, monkeypatch: pytest.MonkeyP
     reloaded = TextToAudio.from_pretrained(tmp_path / "lofi_model")
     prompt = {"description": "warm lofi keys with vinyl crackle", "seconds_total": 8, "genre": "jazz"}
     assert reloaded.generate([prompt], duration=0.5, seed=0).wav.shape == (1, 1, 8000)
+
+
+def test_attribute_dropout_resumes_exactly(tmp_path: Path, tiny_manifest: Path) -> None:
+    data = metadata_manifest(tmp_path / "data", tiny_manifest)
+    common = ["conditioner=timing_genre", "solver.cfg_dropout=0.3", "solver.per_sample_cfg=true",
+              "solver.warmup_steps=4", "conditioners.0.dropout=0.5"]
+
+    def train(name: str, steps: int, *extra: str) -> dict[int, dict]:
+        # warm-up spans the whole run, so the 2-step and 4-step runs share their learning rates
+        args = [a for a in overrides(tmp_path / name, data, steps, *common) if a != "solver.warmup_steps=1"]
+        run([*args, *extra])
+        return {m["step"]: m for m in metrics(tmp_path / name) if "loss" in m}
+
+    straight = train("straight", 4)
+    train("cut", 2)
+    resumed = train("cut", 4, "resume=true")
+    assert sorted(resumed) == [1, 2, 3, 4]
+    for step in range(1, 5):
+        for key in ("loss", "cfg", "drop_genre", "drop_description"):
+            assert resumed[step][key] == pytest.approx(straight[step][key], abs=1e-6), (step, key)
+    assert 0 < sum(m["drop_description"] for m in straight.values()) < 4

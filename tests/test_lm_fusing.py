@@ -11,6 +11,7 @@ import torch
 from conditioners import Condition
 from conditioners.fuser import FusedCondition
 from conditioners.lut import LUTConditioner
+from conditioners.number import NumberConditioner
 from conditioners.text.sentencepiece import SentencePieceConditioner
 from conditioners.timing import TimingConditioner
 from tokenlm.lm.generate import generate_codes
@@ -19,13 +20,15 @@ from tokenlm.lm.patterns import build_pattern
 from tokenlm.lm.sampling import SamplingParams, apply_cfg, sample_next
 
 PROMPTS = [
-    {"description": "a dog barks twice", "seconds_total": 4, "genre": "jazz", "instrument": ["piano", "drums"]},
+    {"description": "a dog barks twice", "seconds_total": 4, "genre": "jazz", "instrument": ["piano", "drums"],
+     "bpm": 90},
     {"description": "soft rain", "seconds_total": 12.5, "genre": "polka", "instrument": "bass"},
 ]
 
 
 def fused_backend(spm_model_path: Path, positional: str = "sin", cross: bool = True, seed: int = 0):
-    """Tiny backend: text (cross, or prepend without cross-attention), timing + instruments prepended, genre summed."""
+    """Tiny backend: text (cross, or prepend without cross-attention), timing + instruments prepended, genre and
+    bpm summed."""
     from tokenlm.codecs import EncodecCodec, tiny_encodec_config
     from tokenlm.lm.backend import LMBackend
 
@@ -37,12 +40,13 @@ def fused_backend(spm_model_path: Path, positional: str = "sin", cross: bool = T
         timing = TimingConditioner("seconds_total", 32, max_seconds=30)
         genre = LUTConditioner("genre", 32, values=["jazz", "rock"])
         instrument = LUTConditioner("instrument", 32, values=["piano", "drums", "bass"], max_items=3)
+        bpm = NumberConditioner("bpm", 32, min_value=40, max_value=200, fourier_dim=16)
         lm = LMModel(LMConfig(num_codebooks=4, cardinality=128, dim=32, num_layers=2, num_heads=4, ffn_dim=64,
                               positional=positional, cross_attention=cross))
         lm.heads.data.mul_(40)  # sharpen random heads so tokens depend visibly on the inputs
     routes = {"description": "cross" if cross else "prepend", "seconds_total": "prepend", "instrument": "prepend",
-              "genre": "sum"}
-    backend = LMBackend(lm, codec, [text, timing, genre, instrument], routes=routes, max_duration=1.0)
+              "genre": "sum", "bpm": "sum"}
+    backend = LMBackend(lm, codec, [text, timing, genre, instrument, bpm], routes=routes, max_duration=1.0)
     return backend.eval()
 
 
@@ -86,7 +90,7 @@ def test_conditions_change_the_output_and_null_prefix_is_invisible(spm_model_pat
     lm, conditioning = backend.lm, backend.conditioning
     seq = torch.randint(0, 128, (2, 4, 6))
     base = lm(seq, lm.condition_context(conditioning.encode(PROMPTS)))
-    for key, value in (("seconds_total", 20), ("genre", "rock"), ("instrument", "piano")):
+    for key, value in (("seconds_total", 20), ("genre", "rock"), ("instrument", "piano"), ("bpm", 150)):
         changed = [dict(PROMPTS[0], **{key: value}), PROMPTS[1]]
         logits = lm(seq, lm.condition_context(conditioning.encode(changed)))
         assert not torch.allclose(logits[0], base[0]), key  # prepended and summed conditions matter
@@ -126,7 +130,7 @@ def test_routes_are_saved_and_loaded(spm_model_path, tmp_path):
     entries = json.loads((folder / "config.json").read_text())["conditioners"]
     assert {e["attribute"]: e["fuse"] for e in entries} == backend.conditioning.routes
     assert {e["attribute"]: e["kind"] for e in entries} == {"description": "sentencepiece", "seconds_total": "timing",
-                                                             "genre": "lut", "instrument": "lut"}
+                                                             "genre": "lut", "instrument": "lut", "bpm": "number"}
     loaded = LMBackend.from_pretrained(folder)
     assert loaded.conditioning.routes == backend.conditioning.routes
     params = SamplingParams(top_k=10, cfg_coef=2.5)
@@ -142,7 +146,7 @@ def test_route_and_lm_mismatches_are_clear_errors(spm_model_path):
     with pytest.raises(ValueError, match="no conditioner is routed to 'cross'.*cross_attention=False"):
         LMBackend(backend.lm, backend.codec, conditioners, routes={name: "prepend" for name in backend.attributes})
     no_cross = fused_backend(spm_model_path, cross=False)
-    with pytest.raises(ValueError, match=r"\['genre'\] are routed to 'cross' but the LM has no cross-attention"):
+    with pytest.raises(ValueError, match=r"\['genre', 'bpm'\] are routed to 'cross' but the LM has no cross-attention"):
         LMBackend(no_cross.lm, no_cross.codec, conditioners,
                   routes={"description": "prepend", "seconds_total": "sum", "instrument": "sum"})
     with pytest.raises(ValueError, match="has no cross-attention .* got a cross condition"):

@@ -76,8 +76,7 @@ class FrozenTextConditioner(Conditioner):
         self.tokenizer = tokenizer
         self.hidden_size = int(hidden_size)
         self.max_length = None if max_length is None else int(max_length)
-        self.cache_dir = None if cache_dir is None else Path(cache_dir)
-        self._cache: EmbeddingCache | None = None
+        self.set_cache_dir(cache_dir)
         use_proj = project is True or (project == "auto" and output_dim != hidden_size)
         self.output_proj: nn.Module = nn.Linear(hidden_size, output_dim) if use_proj else nn.Identity()
 
@@ -105,6 +104,14 @@ class FrozenTextConditioner(Conditioner):
         super().train(mode)
         self.encoder_module.eval()
         return self
+
+    def set_cache_dir(self, cache_dir: str | Path | None) -> None:
+        """Use (or, with None, stop using) an on-disk embedding cache in ``cache_dir``.
+
+        A runtime option, not part of :meth:`config`: a checkpoint never points at a training machine's folder.
+        """
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        self._cache: EmbeddingCache | None = None
 
     @property
     def cache(self) -> EmbeddingCache | None:

@@ -94,3 +94,18 @@ def build_backend(
         lm, codec, conditioners, routes=routes, pattern=cfg.get("pattern", "delay"),
         max_duration=float(cfg["data"]["segment_duration"]), cfg_dropout=float(solver["cfg_dropout"]),
     )
+
+
+def attach_caches(backend: LMBackend, entries: list[dict[str, Any]]) -> None:
+    """Give frozen encoders the recipe's ``params.cache_dir`` (a runtime option checkpoints do not keep)."""
+    for entry in entries:
+        cache_dir = (entry.get("params") or {}).get("cache_dir")
+        if not cache_dir:
+            continue
+        conditioner = backend.conditioning.conditioners[entry["attribute"]]
+        if not hasattr(conditioner, "set_cache_dir"):
+            raise ValueError(
+                f"conditioner {entry['attribute']!r} (kind {entry['kind']!r}) has no embedding cache; "
+                "params.cache_dir works with frozen text encoders (minilm, clap)"
+            )
+        conditioner.set_cache_dir(cache_dir)

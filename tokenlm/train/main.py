@@ -62,7 +62,7 @@ def run(overrides: list[str]) -> Path:
     """Train the recipe; returns the exported inference checkpoint folder."""
     from tokenlm.lm.backend import LMBackend
     from tokenlm.train import distributed as D
-    from tokenlm.train.build import build_backend
+    from tokenlm.train.build import attach_caches, build_backend
     from tokenlm.train.data import TrainData, captions_of, category_values
     from tokenlm.train.trainer import Trainer
 
@@ -89,6 +89,7 @@ def run(overrides: list[str]) -> Path:
             torch.distributed.barrier()
         # every rank loads the same saved initial model, so all start from identical weights
         backend = LMBackend.from_pretrained(run_dir / "init", device=device)
+        attach_caches(backend, cfg["conditioners"] or [])
         backend.codec.requires_grad_(False)
         data = TrainData(cfg, backend, info, seed=int(cfg["seed"]))
         trainer = Trainer(cfg, backend, data, info)
