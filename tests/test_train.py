@@ -111,14 +111,15 @@ def _train_process(args: list[str], nproc: int = 1) -> subprocess.Popen:
                "-m", "tokenlm.train", *args]
     else:
         cmd = [sys.executable, "-m", "tokenlm.train", *args]
-    return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)  # its own process group: torchrun's workers die with it
 
 
 def _finish(process: subprocess.Popen, timeout: float = 300) -> str:
     try:
         out, _ = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        process.kill()
+        os.killpg(process.pid, signal.SIGKILL)
         out, _ = process.communicate()
         raise AssertionError(f"training did not finish in {timeout} s:\n{out[-3000:]}") from None
     assert process.returncode == 0, out[-3000:]

@@ -35,6 +35,8 @@ class KVCache:
         shape = (num_layers, batch, num_heads, capacity, head_dim)
         self.keys = torch.empty(shape, device=device, dtype=dtype)
         self.values = torch.empty(shape, device=device, dtype=dtype)
+        self.layer_keys = self.keys.unbind(0)  # per-layer views [B, H, capacity, Dh], made once
+        self.layer_values = self.values.unbind(0)
         self.capacity = capacity
         self.length = 0  # filled positions, prepended condition tokens included
         self.prefix = 0  # how many of them are prepended condition tokens (set by the first forward)
@@ -79,11 +81,10 @@ class SelfAttention(nn.Module):
             k = apply_rope(k, rope.cos, rope.sin, rope.interleaved)
         mask, is_causal = None, steps > 1
         if cache is not None:
-            start = cache.length
-            cache.keys[layer, :, :, start : start + steps] = k
-            cache.values[layer, :, :, start : start + steps] = v
-            k = cache.keys[layer, :, :, : start + steps]
-            v = cache.values[layer, :, :, : start + steps]
+            start, keys, values = cache.length, cache.layer_keys[layer], cache.layer_values[layer]
+            keys[:, :, start : start + steps] = k
+            values[:, :, start : start + steps] = v
+            k, v = keys[:, :, : start + steps], values[:, :, : start + steps]
             if start > 0 and steps > 1:  # a chunk after cached steps: causal mask aligned bottom-right
                 mask = torch.ones(steps, start + steps, dtype=torch.bool, device=x.device).tril(start)
                 is_causal = False
@@ -162,7 +163,12 @@ class DecoderBlock(nn.Module):
         cross_mask: torch.Tensor | None,
         self_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        x = x + self.dropout(self.self_attn(self.norm_self(x), layer, cache, rope, self_mask))
+        drop = self.dropout if self.training and self.dropout.p > 0 else _identity  # no module call at inference
+        x = x + drop(self.self_attn(self.norm_self(x), layer, cache, rope, self_mask))
         if self.cross_attn is not None and cross_kv is not None:
-            x = x + self.dropout(self.cross_attn(self.norm_cross(x), cross_kv, cross_mask))
-        return x + self.dropout(self.fc2(self.dropout(self.activation(self.fc1(self.norm_ffn(x))))))
+            x = x + drop(self.cross_attn(self.norm_cross(x), cross_kv, cross_mask))
+        return x + drop(self.fc2(drop(self.activation(self.fc1(self.norm_ffn(x))))))
+
+
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    return x

@@ -88,7 +88,9 @@ class Trainer:
             return FullyShardedDataParallel(module, device_id=self.device if self.device.type == "cuda" else None)
         if strategy != "ddp":
             raise ValueError(f"distributed.strategy must be 'ddp' or 'fsdp', got {strategy!r}")
-        return nn.parallel.DistributedDataParallel(module, device_ids=device_ids)
+        # conditioners can sit out a step (a CFG-dropped batch, a dropped attribute): their parameters then get
+        # no gradient, which DDP must be told to expect
+        return nn.parallel.DistributedDataParallel(module, device_ids=device_ids, find_unused_parameters=True)
 
     def _rng_generators(self) -> dict[str, torch.Generator]:
         return {"cfg": self.cfg_generator}
@@ -218,6 +220,10 @@ class Trainer:
             self.write_samples()
 
     def _on_sigterm(self, signum: int, frame: object) -> None:
+        """First SIGTERM: checkpoint after this step and stop. A second one (e.g. torchrun tearing down a
+        failed job while this rank waits in a collective) exits at once."""
+        if self.stop_requested:
+            raise SystemExit(f"second SIGTERM at step {self.step}: exiting without a checkpoint")
         self.stop_requested = True
 
     def _log(self, metrics: dict[str, float], prefix: str = "") -> None:
