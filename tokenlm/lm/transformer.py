@@ -35,8 +35,8 @@ class KVCache:
         shape = (num_layers, batch, num_heads, capacity, head_dim)
         self.keys = torch.empty(shape, device=device, dtype=dtype)
         self.values = torch.empty(shape, device=device, dtype=dtype)
-        self.layer_keys = self.keys.unbind(0)  # per-layer views [B, H, capacity, Dh], made once
-        self.layer_values = self.values.unbind(0)
+        self.layer_keys = [self.keys[i] for i in range(num_layers)]  # per-layer views [B, H, capacity, Dh]
+        self.layer_values = [self.values[i] for i in range(num_layers)]
         self.capacity = capacity
         self.length = 0  # filled positions, prepended condition tokens included
         self.prefix = 0  # how many of them are prepended condition tokens (set by the first forward)
