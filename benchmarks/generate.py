@@ -207,7 +207,8 @@ def hf_generate(hf: MusicgenForCausalLM, cond: Condition, steps: int) -> torch.T
 
 
 def count_forwards(module: torch.nn.Module, run: Callable[[], torch.Tensor]) -> int:
-    """How many times ``module`` is called during ``run()`` (one call = one decoder step here)."""
+    """How many decoder steps ``module`` runs during ``run()``: forward calls, plus tokenlm's single-step
+    ``decode_step`` calls (the lean path it takes after the prefill)."""
     calls = 0
 
     def hook(*_: object) -> None:
@@ -215,10 +216,19 @@ def count_forwards(module: torch.nn.Module, run: Callable[[], torch.Tensor]) -> 
         calls += 1
 
     handle = module.register_forward_pre_hook(hook)
+    step = getattr(module, "decode_step", None)
+    if step is not None:
+        def counted_step(*args: object, **kwargs: object) -> torch.Tensor:
+            hook()
+            return step(*args, **kwargs)
+
+        module.decode_step = counted_step  # instance attribute shadows the method for this run only
     try:
         run()
     finally:
         handle.remove()
+        if step is not None:
+            del module.decode_step
     return calls
 
 

@@ -69,20 +69,23 @@ def generate_codes(
     with autocast(device):
         passes = _make_passes(model, condition, null_condition, use_cfg, params.two_step_cfg, batch, last, dtype)
         bar = tqdm(total=last - first + 1, disable=not progress, desc="generating", unit="step")
-        cached = 0
         for step in range(first - 1, last):
-            chunk = sequence[:, :, cached : step + 1]  # [B, K, steps]
-            logits = [model(chunk if n == batch else chunk.repeat(2, 1, 1), ctx, cache)[:, :, -1]
-                      for n, ctx, cache in passes]  # each [n, K, card]
+            if step == first - 1:  # prefill: the prompt (or the start step) in one chunk
+                chunk = sequence[:, :, : step + 1]  # [B, K, steps]
+                logits = [model(chunk if n == batch else torch.cat([chunk, chunk]), ctx, cache)[:, :, -1]
+                          for n, ctx, cache in passes]  # each [n, K, card]
+            else:  # one step: the lean path
+                tokens = sequence[:, :, step]  # [B, K]
+                logits = [model.decode_step(tokens if n == batch else torch.cat([tokens, tokens]), ctx, cache)
+                          for n, ctx, cache in passes]
             if use_cfg:
-                cond, uncond = logits if len(logits) == 2 else logits[0].float().split(batch)
+                cond, uncond = logits if len(logits) == 2 else logits[0].split(batch)
                 next_logits = apply_cfg(cond.float(), uncond.float(), params.cfg_coef)
             else:
                 next_logits = logits[0].float()
             tokens = sample_next(next_logits, params, generator)  # [B, K]
             target = sequence[:, :, step + 1]
             sequence[:, :, step + 1] = torch.where(target == UNKNOWN, tokens, target)
-            cached = step + 1
             bar.update(1)
             if callback is not None:
                 callback(step - first + 2, last - first + 1)

@@ -229,6 +229,36 @@ class LMModel(nn.Module):
         mask = (key <= query)[None] & (key_ok[:, None, :] | (key == query)[None])  # [B, steps, total]
         return mask[:, None]
 
+    def decode_step(self, tokens: torch.Tensor, condition: ConditionContext | None, cache: KVCache) -> torch.Tensor:
+        """Logits ``[N, K, card]`` for the step after ``tokens`` ``[N, K]``, appended to a filled ``cache``.
+
+        Equivalent to ``forward(tokens[..., None], condition, cache)[:, :, 0]`` once the cache holds at least
+        the first step (and any prepended condition tokens), through the lean per-row path of the blocks.
+        """
+        if cache.length == 0:
+            raise ValueError("decode_step continues a cache: run forward on the first step(s) first")
+        rows, position = tokens.shape[0], cache.length - cache.prefix  # audio position of this step
+        x = nn.functional.embedding(tokens + self.embedding_offsets, self.embeddings.view(-1, self.config.dim))
+        x = x.sum(dim=1)  # [N, D]
+        if condition is not None and condition.offset is not None:
+            x = x + condition.offset.to(x.dtype)
+        rope = None
+        if self.config.positional == "sin":
+            x = x + self._positions(position, 1, x.device)[0].to(x.dtype)
+        elif self.config.positional == "rope":
+            rope = self._rope(position, 1, x.device)
+        prefix_mask = condition.prefix_mask if condition is not None else None
+        self_mask = self._self_mask(prefix_mask, cache.prefix, cache.length, 1)
+        cross_kv, cross_mask = (None, None) if condition is None else (condition.kv, condition.mask)
+        for layer, block in enumerate(self.blocks):
+            kv = None if cross_kv is None else cross_kv[layer]
+            x = block.decode_step(x, layer, cache, rope, kv, cross_mask, self_mask)
+        cache.length += 1
+        norm = self.out_norm
+        hidden = nn.functional.layer_norm(x, (self.config.dim,), norm.weight, norm.bias, norm.eps)  # [N, D]
+        K, card = self.config.num_codebooks, self.config.cardinality
+        return nn.functional.linear(hidden, self.heads.view(K * card, -1)).view(rows, K, card)
+
     def forward(
         self,
         sequence: torch.Tensor,

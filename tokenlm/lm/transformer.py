@@ -170,5 +170,41 @@ class DecoderBlock(nn.Module):
         return x + drop(self.fc2(drop(self.activation(self.fc1(self.norm_ffn(x))))))
 
 
+    def decode_step(
+        self,
+        x: torch.Tensor,
+        layer: int,
+        cache: KVCache,
+        rope: RopeState | None,
+        cross_kv: tuple[torch.Tensor, torch.Tensor] | None,
+        cross_mask: torch.Tensor | None,
+        self_mask: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """One new position per sequence, ``x`` ``[N, D]``, at inference: the same maths as :meth:`forward`
+        with ``T = 1``, written with functional calls on ``[N, D]`` rows so a generation step pays for
+        few operator dispatches (the step loop is dominated by them at small and medium sizes)."""
+        attn, rows, dim = self.self_attn, x.shape[0], x.shape[1]
+        heads, head_dim, t = attn.num_heads, attn.head_dim, cache.length
+        h = F.layer_norm(x, (dim,), self.norm_self.weight, self.norm_self.bias, self.norm_self.eps)
+        q, k, v = F.linear(h, attn.qkv.weight, attn.qkv.bias).view(rows, 3, heads, 1, head_dim).unbind(1)
+        if rope is not None:  # each [N, H, 1, Dh]
+            q = apply_rope(q, rope.cos, rope.sin, rope.interleaved)
+            k = apply_rope(k, rope.cos, rope.sin, rope.interleaved)
+        keys, values = cache.layer_keys[layer], cache.layer_values[layer]
+        keys[:, :, t : t + 1] = k
+        values[:, :, t : t + 1] = v
+        y = attention(q, keys[:, :, : t + 1], values[:, :, : t + 1], mask=self_mask, backend=attn.backend)
+        x = x + F.linear(y.reshape(rows, dim), attn.out.weight, attn.out.bias)  # [N, H, 1, Dh] -> [N, D]
+        if self.cross_attn is not None and cross_kv is not None:
+            cross, norm = self.cross_attn, self.norm_cross
+            h = F.layer_norm(x, (dim,), norm.weight, norm.bias, norm.eps)
+            q = F.linear(h, cross.q.weight, cross.q.bias).view(rows, heads, 1, head_dim)
+            y = attention(q, cross_kv[0], cross_kv[1], mask=cross_mask, backend=cross.backend)
+            x = x + F.linear(y.reshape(rows, dim), cross.out.weight, cross.out.bias)
+        h = F.layer_norm(x, (dim,), self.norm_ffn.weight, self.norm_ffn.bias, self.norm_ffn.eps)
+        h = self.activation(F.linear(h, self.fc1.weight, self.fc1.bias))
+        return x + F.linear(h, self.fc2.weight, self.fc2.bias)
+
+
 def _identity(x: torch.Tensor) -> torch.Tensor:
     return x
