@@ -75,16 +75,12 @@ class SelfAttention(nn.Module):
         """``attn_mask`` ``[B, 1, T, T_keys]`` (True = attend) replaces the default causal mask when given."""
         batch, steps, dim = x.shape
         qkv = self.qkv(x).view(batch, steps, 3, self.num_heads, self.head_dim)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each [B, H, T, Dh]
-        if rope is not None:
-            q = apply_rope(q, rope.cos, rope.sin, rope.interleaved)
-            k = apply_rope(k, rope.cos, rope.sin, rope.interleaved)
+        q, k = self.rotate(*qkv.permute(2, 0, 3, 1, 4)[:2], rope)  # each [B, H, T, Dh]
+        v = qkv[:, :, 2].transpose(1, 2)
         mask, is_causal = None, steps > 1
         if cache is not None:
-            start, keys, values = cache.length, cache.layer_keys[layer], cache.layer_values[layer]
-            keys[:, :, start : start + steps] = k
-            values[:, :, start : start + steps] = v
-            k, v = keys[:, :, : start + steps], values[:, :, : start + steps]
+            start = cache.length
+            k, v = self.append_to_cache(k, v, layer, cache)
             if start > 0 and steps > 1:  # a chunk after cached steps: causal mask aligned bottom-right
                 mask = torch.ones(steps, start + steps, dtype=torch.bool, device=x.device).tril(start)
                 is_causal = False
@@ -93,6 +89,24 @@ class SelfAttention(nn.Module):
         dropout = self.dropout if self.training else 0.0
         y = attention(q, k, v, mask=mask, is_causal=is_causal, dropout_p=dropout, backend=self.backend)
         return self.out(y.transpose(1, 2).reshape(batch, steps, dim))
+
+    @staticmethod
+    def rotate(q: torch.Tensor, k: torch.Tensor, rope: RopeState | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Apply rotary embeddings to queries and keys ``[B, H, T, Dh]`` (identity without RoPE)."""
+        if rope is None:
+            return q, k
+        return apply_rope(q, rope.cos, rope.sin, rope.interleaved), apply_rope(k, rope.cos, rope.sin, rope.interleaved)
+
+    @staticmethod
+    def append_to_cache(
+        k: torch.Tensor, v: torch.Tensor, layer: int, cache: KVCache
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write ``T`` new keys/values ``[B, H, T, Dh]`` after the cached ones; return all of them so far."""
+        start, end = cache.length, cache.length + k.shape[2]
+        keys, values = cache.layer_keys[layer], cache.layer_values[layer]
+        keys[:, :, start:end] = k
+        values[:, :, start:end] = v
+        return keys[:, :, :end], values[:, :, :end]
 
 
 class CrossAttention(nn.Module):
@@ -184,16 +198,12 @@ class DecoderBlock(nn.Module):
         with ``T = 1``, written with functional calls on ``[N, D]`` rows so a generation step pays for
         few operator dispatches (the step loop is dominated by them at small and medium sizes)."""
         attn, rows, dim = self.self_attn, x.shape[0], x.shape[1]
-        heads, head_dim, t = attn.num_heads, attn.head_dim, cache.length
+        heads, head_dim = attn.num_heads, attn.head_dim
         h = F.layer_norm(x, (dim,), self.norm_self.weight, self.norm_self.bias, self.norm_self.eps)
         q, k, v = F.linear(h, attn.qkv.weight, attn.qkv.bias).view(rows, 3, heads, 1, head_dim).unbind(1)
-        if rope is not None:  # each [N, H, 1, Dh]
-            q = apply_rope(q, rope.cos, rope.sin, rope.interleaved)
-            k = apply_rope(k, rope.cos, rope.sin, rope.interleaved)
-        keys, values = cache.layer_keys[layer], cache.layer_values[layer]
-        keys[:, :, t : t + 1] = k
-        values[:, :, t : t + 1] = v
-        y = attention(q, keys[:, :, : t + 1], values[:, :, : t + 1], mask=self_mask, backend=attn.backend)
+        q, k = attn.rotate(q, k, rope)  # each [N, H, 1, Dh]
+        k, v = attn.append_to_cache(k, v, layer, cache)
+        y = attention(q, k, v, mask=self_mask, backend=attn.backend)
         x = x + F.linear(y.reshape(rows, dim), attn.out.weight, attn.out.bias)  # [N, H, 1, Dh] -> [N, D]
         if self.cross_attn is not None and cross_kv is not None:
             cross, norm = self.cross_attn, self.norm_cross
