@@ -21,9 +21,8 @@ from torch import nn
 from transformers import ClapConfig, ClapModel, ClapProcessor
 
 from conditioners.base import AudioValue, Condition
-from conditioners.text.frozen import FrozenTextConditioner, check_model_folder
+from conditioners.text.frozen import FrozenTextConditioner, check_model_folder, load_pretrained
 
-ASSET_SUBDIR = "clap"
 TRAIN_ON = ("text", "audio")
 FEATURES = ("pooled", "penultimate")
 
@@ -56,6 +55,8 @@ class ClapConditioner(FrozenTextConditioner):
 
     kind = "clap"
     value_types = (str, AudioValue)
+    asset_subdir = "clap"
+    path_argument = "model_path"
 
     def __init__(
         self,
@@ -85,10 +86,7 @@ class ClapConditioner(FrozenTextConditioner):
                 raise ValueError("ClapConditioner needs model_path (a local ClapModel folder) or model + processor")
             folder = check_model_folder(model_path, "CLAP", ("clap",))
             if model is None:
-                try:
-                    model = ClapModel.from_pretrained(folder, local_files_only=True)
-                except (OSError, ValueError) as err:
-                    raise ValueError(f"{str(folder)!r} has no loadable CLAP weights: {err}") from err
+                model = load_pretrained(ClapModel, folder, "CLAP")
             if processor is None:
                 processor = _load_processor(folder)
         if not isinstance(model, ClapModel):
@@ -107,6 +105,10 @@ class ClapConditioner(FrozenTextConditioner):
     @property
     def encoder_module(self) -> nn.Module:
         return self.model
+
+    @property
+    def preprocessor(self) -> Any:
+        return self.processor
 
     @property
     def uses_training_audio(self) -> bool:
@@ -160,25 +162,11 @@ class ClapConditioner(FrozenTextConditioner):
 
     # ------------------------------------------------------------------ persistence
     def config(self) -> dict[str, Any]:
-        return {
-            "attribute": self.attribute, "output_dim": self.output_dim, "train_on": self.train_on,
-            "features": self.features, "max_length": self.max_length, "project": self.projects(),
-        }
-
-    def save_assets(self, directory: Path) -> None:
-        """Write the CLAP config and processor files (no weights) to ``directory / "clap"``."""
-        target = Path(directory) / ASSET_SUBDIR
-        target.mkdir(parents=True, exist_ok=True)
-        self.model.config.save_pretrained(target)
-        self.processor.save_pretrained(target)
+        return {**super().config(), "train_on": self.train_on, "features": self.features}
 
     @classmethod
-    def from_config(cls, config: dict[str, Any], asset_dir: Path | None = None) -> ClapConditioner:
-        """Rebuild from :meth:`config` and the saved assets (random weights: load the state dict after)."""
-        config = dict(config)
-        if asset_dir is None:
-            return cls(**config)
-        config.pop("model_path", None)
-        folder = check_model_folder(Path(asset_dir) / ASSET_SUBDIR, "CLAP", ("clap",))
+    def load_assets(cls, folder: Path) -> dict[str, Any]:
+        """A randomly initialised ``ClapModel`` and the processor saved in ``folder``."""
+        folder = check_model_folder(folder, "CLAP", ("clap",))
         model = ClapModel(ClapConfig.from_pretrained(folder, local_files_only=True))
-        return cls(model=model, processor=_load_processor(folder), **config)
+        return {"model": model, "processor": _load_processor(folder)}

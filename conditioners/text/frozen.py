@@ -1,17 +1,19 @@
-"""Shared machinery of conditioners built on a frozen Hugging Face text encoder (MiniLM, CLAP text).
+"""Shared machinery of conditioners built on a frozen Hugging Face text encoder (MiniLM, CLAP text, T5).
 
 - Tokenisation happens once per batch, on CPU, in :meth:`prepare`.
-- The encoder runs under ``torch.no_grad`` and stays in eval mode; only the projection trains.
+- The encoder runs under ``torch.no_grad`` and stays in eval mode; only the projection trains (unless
+  ``finetune``, which trains the encoder too and then allows no cache).
 - An optional on-disk :class:`~conditioners.cache.EmbeddingCache` keyed by text skips the encoder for
   captions already seen (the cache holds the encoder output, before the trainable projection).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from abc import abstractmethod
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
@@ -37,10 +39,31 @@ def check_model_folder(folder: str | Path, what: str, model_types: tuple[str, ..
     return folder
 
 
+def load_pretrained(model_class: Any, folder: Path, what: str) -> Any:
+    """``model_class.from_pretrained`` of a local folder (ValueError naming ``what`` when it has no weights)."""
+    try:
+        return model_class.from_pretrained(folder, local_files_only=True)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{str(folder)!r} has no loadable {what} weights: {err}") from err
+
+
+def load_tokenizer(folder: Path, what: str | None = None) -> Any:
+    """The tokenizer saved in ``folder`` (ValueError when it has none)."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    except (OSError, ValueError) as err:
+        name = "tokenizer" if what is None else f"{what} tokenizer"
+        raise ValueError(f"{str(folder)!r} has no usable {name} files: {err}") from err
+
+
 class FrozenTextConditioner(Conditioner):
     """Base class: text -> frozen encoder features ``[B, S, H]`` -> ``Linear(H, output_dim)``.
 
-    Subclasses set ``self.encoder_module`` (what the cache fingerprints) and implement :meth:`encode_tokens`.
+    Subclasses set ``self.encoder_module`` (what the cache fingerprints) and implement :meth:`encode_tokens`
+    and :meth:`load_assets`; :meth:`save_assets` writes the encoder config and :attr:`preprocessor` files to
+    ``directory / asset_subdir``.
 
     Args:
         attribute: the attribute this conditioner reads.
@@ -50,9 +73,16 @@ class FrozenTextConditioner(Conditioner):
         max_length: truncation length in tokens.
         cache_dir: folder of an on-disk embedding cache (None: no cache). Not saved in checkpoints.
         project: ``"auto"`` adds the projection only when ``hidden_size != output_dim``.
+        finetune: train the encoder too (it then runs with grad, follows train/eval mode and takes no cache).
     """
 
     value_types = (str,)
+    #: sub-folder of a conditioner asset directory that holds the encoder config and tokenizer files
+    asset_subdir: ClassVar[str] = "encoder"
+    #: the constructor argument naming a local model folder (dropped when rebuilding from assets)
+    path_argument: ClassVar[str] = "encoder_path"
+    #: how errors name the encoder's feature size
+    hidden_name: ClassVar[str] = "encoder width"
 
     def __init__(
         self,
@@ -64,18 +94,20 @@ class FrozenTextConditioner(Conditioner):
         max_length: int | None,
         cache_dir: str | Path | None = None,
         project: bool | Literal["auto"] = "auto",
+        finetune: bool = False,
     ) -> None:
         output_dim = int(hidden_size) if output_dim is None else int(output_dim)
         super().__init__(attribute, output_dim)
         if project not in ("auto", True, False):
             raise ValueError(f"project must be 'auto', True or False, got {project!r}")
         if project is False and output_dim != hidden_size:
-            raise ValueError(f"project=False needs output_dim == encoder width ({hidden_size}), got {output_dim}")
+            raise ValueError(f"project=False needs output_dim == {self.hidden_name} ({hidden_size}), got {output_dim}")
         if max_length is not None and int(max_length) < 1:
             raise ValueError(f"max_length must be positive or None, got {max_length}")
         self.tokenizer = tokenizer
         self.hidden_size = int(hidden_size)
         self.max_length = None if max_length is None else int(max_length)
+        self.finetune = bool(finetune)
         self.set_cache_dir(cache_dir)
         use_proj = project is True or (project == "auto" and output_dim != hidden_size)
         self.output_proj: nn.Module = nn.Linear(hidden_size, output_dim) if use_proj else nn.Identity()
@@ -90,19 +122,32 @@ class FrozenTextConditioner(Conditioner):
     def encode_tokens(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Encoder features ``[B, S, H]`` and their validity mask ``[B, S]`` (called under no_grad)."""
 
+    @classmethod
+    @abstractmethod
+    def load_assets(cls, folder: Path) -> dict[str, Any]:
+        """Constructor keyword arguments (a randomly initialised encoder, its tokenizer) from saved assets."""
+
     def cache_options(self) -> tuple[Any, ...]:
         """Options that change the encoder output, folded into the cache namespace."""
         return (self.kind, self.max_length)
 
+    @property
+    def preprocessor(self) -> Any:
+        """What :meth:`save_assets` writes next to the encoder config (the tokenizer by default)."""
+        return self.tokenizer
+
     # ------------------------------------------------------------------ shared behaviour
     def freeze_encoder(self) -> None:
-        self.encoder_module.requires_grad_(False)
-        self.encoder_module.eval()
+        """Freeze the encoder (no grad, eval mode) unless it is fine-tuned."""
+        if not self.finetune:
+            self.encoder_module.requires_grad_(False)
+            self.encoder_module.eval()
 
     def train(self, mode: bool = True) -> FrozenTextConditioner:
-        """Set training mode; the frozen encoder stays in eval mode (no dropout)."""
+        """Set training mode; a frozen encoder stays in eval mode (no dropout) whatever ``mode`` is."""
         super().train(mode)
-        self.encoder_module.eval()
+        if not self.finetune:
+            self.encoder_module.eval()
         return self
 
     def set_cache_dir(self, cache_dir: str | Path | None) -> None:
@@ -110,6 +155,8 @@ class FrozenTextConditioner(Conditioner):
 
         A runtime option, not part of :meth:`config`: a checkpoint never points at a training machine's folder.
         """
+        if cache_dir is not None and self.finetune:
+            raise ValueError(f"attribute {self.attribute!r}: a fine-tuned encoder cannot use an embedding cache")
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self._cache: EmbeddingCache | None = None
 
@@ -159,7 +206,7 @@ class FrozenTextConditioner(Conditioner):
         for i, hit in inputs["cached"].items():
             rows[i] = hit.to(device)
         if inputs["rows"]:
-            with torch.no_grad():
+            with contextlib.nullcontext() if self.finetune else torch.no_grad():
                 features, mask = self.encode_tokens(
                     inputs["input_ids"].to(device), inputs["attention_mask"].to(device)
                 )  # [n, S, H], [n, S]
@@ -185,3 +232,30 @@ class FrozenTextConditioner(Conditioner):
 
     def projects(self) -> bool:
         return isinstance(self.output_proj, nn.Linear)
+
+    # ------------------------------------------------------------------ persistence
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments; with :meth:`save_assets` output they rebuild this conditioner."""
+        return {
+            "attribute": self.attribute, "output_dim": self.output_dim, "max_length": self.max_length,
+            "project": self.projects(),
+        }
+
+    def save_assets(self, directory: Path) -> None:
+        """Write the encoder config and :attr:`preprocessor` files (no weights) to ``directory / asset_subdir``."""
+        target = Path(directory) / self.asset_subdir
+        target.mkdir(parents=True, exist_ok=True)
+        self.encoder_module.config.save_pretrained(target)
+        self.preprocessor.save_pretrained(target)
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], asset_dir: Path | None = None) -> FrozenTextConditioner:
+        """Rebuild from :meth:`config` and the saved assets (random weights: load the state dict after).
+
+        Without ``asset_dir`` the config must name a local model folder (pretrained weights are loaded).
+        """
+        config = dict(config)
+        if asset_dir is None:
+            return cls(**config)
+        config.pop(cls.path_argument, None)
+        return cls(**config, **cls.load_assets(Path(asset_dir) / cls.asset_subdir))

