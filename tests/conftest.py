@@ -1,5 +1,6 @@
 """Shared fixtures: a SentencePiece model and a tiny local T5 encoder folder, both built offline."""
 
+import json
 import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # tiny models: one thread is fastest and never contends
@@ -113,10 +114,12 @@ def tiny_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
-def tiny_clap_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A local folder with a tiny random ``ClapModel`` and its ``ClapProcessor`` (48 kHz feature extractor,
-    byte-level BPE tokenizer trained on the synthetic captions), as ``ClapModel.save_pretrained`` writes it."""
+def build_tiny_clap(
+    folder: Path, captions: list[str], *, sampling_rate: int, hop_length: int, fft_window_size: int,
+    frequency_max: int, text_layers: int, max_positions: int,
+) -> Path:
+    """Write a tiny random ``ClapModel`` (seed 0) and its ``ClapProcessor`` (byte-level BPE tokenizer trained on
+    ``captions``, feature extractor at ``sampling_rate``) to ``folder / "model"``, as ``save_pretrained`` does."""
     from tokenizers import ByteLevelBPETokenizer
     from transformers import (
         ClapAudioConfig,
@@ -128,20 +131,20 @@ def tiny_clap_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         RobertaTokenizer,
     )
 
-    folder = tmp_path_factory.mktemp("tiny_clap")
     bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(CAPTIONS, vocab_size=300, min_frequency=1,
+    bpe.train_from_iterator(captions, vocab_size=300, min_frequency=1,
                             special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
     bpe.save_model(str(folder))
     tokenizer = RobertaTokenizer.from_pretrained(folder)
-    extractor = ClapFeatureExtractor(feature_size=16, sampling_rate=48000, hop_length=480, max_length_s=1,
-                                     fft_window_size=1024, truncation="rand_trunc", padding="repeatpad",
-                                     frequency_min=50, frequency_max=14000)
+    extractor = ClapFeatureExtractor(feature_size=16, sampling_rate=sampling_rate, hop_length=hop_length,
+                                     max_length_s=1, fft_window_size=fft_window_size, truncation="rand_trunc",
+                                     padding="repeatpad", frequency_min=50, frequency_max=frequency_max)
     audio = ClapAudioConfig(spec_size=64, num_mel_bins=16, window_size=4, patch_size=2, patch_stride=2, freq_ratio=2,
                             hidden_size=32, patch_embeds_hidden_size=16, depths=[1, 1], num_attention_heads=[2, 2],
                             projection_dim=16, intermediate_size=37, enable_fusion=False)
-    text = ClapTextConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                          intermediate_size=37, projection_dim=16, max_position_embeddings=80)
+    text = ClapTextConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=text_layers,
+                          num_attention_heads=2, intermediate_size=37, projection_dim=16,
+                          max_position_embeddings=max_positions)
     with torch.random.fork_rng():
         torch.manual_seed(0)
         model = ClapModel(ClapConfig(text_config=text.to_dict(), audio_config=audio.to_dict(), projection_dim=16))
@@ -149,3 +152,29 @@ def tiny_clap_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model.eval().save_pretrained(model_dir)
     ClapProcessor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(model_dir)
     return model_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_clap_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A local folder with a tiny random ``ClapModel`` and its ``ClapProcessor`` (48 kHz feature extractor,
+    byte-level BPE tokenizer trained on the synthetic captions), as ``ClapModel.save_pretrained`` writes it."""
+    return build_tiny_clap(tmp_path_factory.mktemp("tiny_clap"), CAPTIONS, sampling_rate=48000, hop_length=480,
+                           fft_window_size=1024, frequency_max=14000, text_layers=2, max_positions=80)
+
+
+def tiny_recipe_overrides(
+    run_dir: Path, data: Path, steps: int, *extra: str, warmup_steps: int, settings: tuple[str, ...] = ()
+) -> list[str]:
+    """Recipe overrides for a few-step training run on a manifest folder (train.jsonl / valid.jsonl):
+    the shared ones, ``settings`` after the warm-up, then ``extra``."""
+    return [
+        f"run_dir={run_dir}", "data.synth=null", f"data.train={data / 'train.jsonl'}",
+        f"data.valid={data / 'valid.jsonl'}", "data.segment_duration=1.0", "data.num_workers=0",
+        f"solver.steps={steps}", "solver.batch_size=4", f"solver.warmup_steps={warmup_steps}", *settings,
+        "log.tensorboard=false", *extra,
+    ]
+
+
+def metrics(run_dir: Path) -> list[dict]:
+    """The records of a run's ``metrics.jsonl``."""
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -13,7 +14,13 @@ from conditioners.base import AudioValue
 from tokenlm import TextToAudio
 from tokenlm.train.main import compose_recipe, run
 
+try:  # tests/ is on sys.path under pytest's default (prepend) import mode
+    from conftest import metrics, tiny_recipe_overrides
+except ImportError:  # importlib import mode, or tests/ made a package
+    from tests.conftest import metrics, tiny_recipe_overrides
+
 GENRES = ["jazz", "rock", "ambient"]
+overrides = functools.partial(tiny_recipe_overrides, warmup_steps=1, settings=("checkpoint.every=0",))
 
 
 def metadata_manifest(folder: Path, source: Path) -> Path:
@@ -26,19 +33,6 @@ def metadata_manifest(folder: Path, source: Path) -> Path:
                         seconds_total=line["duration"])
         (folder / name).write_text("".join(json.dumps(line) + "\n" for line in lines))
     return folder
-
-
-def overrides(run_dir: Path, data: Path, steps: int, *extra: str) -> list[str]:
-    return [
-        f"run_dir={run_dir}", "data.synth=null", f"data.train={data / 'train.jsonl'}",
-        f"data.valid={data / 'valid.jsonl'}", "data.segment_duration=1.0", "data.num_workers=0",
-        f"solver.steps={steps}", "solver.batch_size=4", "solver.warmup_steps=1", "checkpoint.every=0",
-        "log.tensorboard=false", *extra,
-    ]
-
-
-def metrics(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
 
 
 def test_minilm_timing_genre_lm_trains_and_generates(tmp_path: Path, tiny_manifest: Path) -> None:

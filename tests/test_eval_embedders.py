@@ -12,6 +12,11 @@ from tokenlm.eval.frechet import frechet_between
 from tokenlm.eval.metrics import inception_score, kl_divergences
 from tokenlm.eval.suite import standard_metrics
 
+try:  # tests/ is on sys.path under pytest's default (prepend) import mode
+    from conftest import build_tiny_clap
+except ImportError:  # importlib import mode, or tests/ made a package
+    from tests.conftest import build_tiny_clap
+
 CAPTIONS = ["a sine tone at A4", "white noise bursting three times", "a beep, then a burst of noise",
             "clicks at 120 bpm", "a low rumble", "a rising square sweep"]
 
@@ -24,38 +29,8 @@ def _clips(count: int, seed: int, rate: int = 16000) -> list[tuple[np.ndarray, i
 @pytest.fixture(scope="module")
 def clap_dir(tmp_path_factory):
     """A tiny random ClapModel with a byte-level BPE tokenizer and a 16 kHz feature extractor."""
-    from tokenizers import ByteLevelBPETokenizer
-    from transformers import (
-        ClapAudioConfig,
-        ClapConfig,
-        ClapFeatureExtractor,
-        ClapModel,
-        ClapProcessor,
-        ClapTextConfig,
-        RobertaTokenizer,
-    )
-
-    folder = tmp_path_factory.mktemp("clap")
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(CAPTIONS * 3, vocab_size=300, min_frequency=1,
-                            special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
-    bpe.save_model(str(folder))
-    tokenizer = RobertaTokenizer.from_pretrained(folder)
-    extractor = ClapFeatureExtractor(feature_size=16, sampling_rate=16000, hop_length=160, max_length_s=1,
-                                     fft_window_size=400, truncation="rand_trunc", padding="repeatpad",
-                                     frequency_min=50, frequency_max=8000)
-    audio = ClapAudioConfig(spec_size=64, num_mel_bins=16, window_size=4, patch_size=2, patch_stride=2, freq_ratio=2,
-                            hidden_size=32, patch_embeds_hidden_size=16, depths=[1, 1], num_attention_heads=[2, 2],
-                            projection_dim=16, intermediate_size=37, enable_fusion=False)
-    text = ClapTextConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                          intermediate_size=37, projection_dim=16, max_position_embeddings=64)
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        model = ClapModel(ClapConfig(text_config=text.to_dict(), audio_config=audio.to_dict(), projection_dim=16))
-    model_dir = folder / "model"
-    model.save_pretrained(model_dir)
-    ClapProcessor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(model_dir)
-    return model_dir
+    return build_tiny_clap(tmp_path_factory.mktemp("clap"), CAPTIONS * 3, sampling_rate=16000, hop_length=160,
+                           fft_window_size=400, frequency_max=8000, text_layers=1, max_positions=64)
 
 
 def test_clap_score_through_a_local_clap_model(clap_dir):

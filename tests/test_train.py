@@ -1,6 +1,6 @@
 """Training from recipes: presets compose and train, loss falls, resume is exact, DDP equals one process."""
 
-import json
+import functools
 import os
 import signal
 import subprocess
@@ -14,20 +14,13 @@ import torch
 from tokenlm import TextToAudio
 from tokenlm.train.main import available_recipes, compose_recipe, run
 
+try:  # tests/ is on sys.path under pytest's default (prepend) import mode
+    from conftest import metrics, tiny_recipe_overrides
+except ImportError:  # importlib import mode, or tests/ made a package
+    from tests.conftest import metrics, tiny_recipe_overrides
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def tiny_overrides(run_dir: Path, data: Path, steps: int, *extra: str) -> list[str]:
-    return [
-        f"run_dir={run_dir}", "data.synth=null", f"data.train={data / 'train.jsonl'}",
-        f"data.valid={data / 'valid.jsonl'}", "data.segment_duration=1.0", "data.num_workers=0",
-        f"solver.steps={steps}", "solver.batch_size=4", "solver.warmup_steps=2", "conditioners.0.vocab_size=24",
-        "log.tensorboard=false", *extra,
-    ]
-
-
-def metrics(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
+tiny_overrides = functools.partial(tiny_recipe_overrides, warmup_steps=2, settings=("conditioners.0.vocab_size=24",))
 
 
 def train_losses(run_dir: Path) -> dict[int, float]:

@@ -287,19 +287,27 @@ class AudioSegmentDataset(Dataset):
         return {"wav": wav, "mask": mask, "attributes": attributes, "index": index}
 
 
-def collate_audio(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Stack dataset items: ``{"wav": [B, C, N], "mask": [B, N], "attributes": list, "index": LongTensor [B]}``."""
+def collate_items(items: Sequence[dict[str, Any]], key: str, what: str, setting: str) -> dict[str, Any]:
+    """Stack items holding ``key`` (``[...]``, one shape), ``mask``, ``attributes`` and ``index`` into a batch.
+
+    A ValueError names ``what`` the ``key`` tensors are and the ``setting`` that makes their shapes agree.
+    """
     if not items:
         raise ValueError("cannot collate an empty list of items")
-    shapes = {tuple(item["wav"].shape) for item in items}
+    shapes = {tuple(item[key].shape) for item in items}
     if len(shapes) != 1:
-        raise ValueError(f"items have different waveform shapes {sorted(shapes)}; use one segment_duration")
+        raise ValueError(f"items have different {what} shapes {sorted(shapes)}; use one {setting}")
     return {
-        "wav": torch.stack([item["wav"] for item in items]),  # [B, C, N]
+        key: torch.stack([item[key] for item in items]),  # [B, ...]
         "mask": torch.stack([item["mask"] for item in items]),  # [B, N]
         "attributes": [item["attributes"] for item in items],
         "index": torch.tensor([item["index"] for item in items], dtype=torch.long),  # [B]
     }
+
+
+def collate_audio(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Stack dataset items: ``{"wav": [B, C, N], "mask": [B, N], "attributes": list, "index": LongTensor [B]}``."""
+    return collate_items(items, "wav", "waveform", "segment_duration")
 
 
 __all__ = ["AudioSegmentDataset", "Clip", "collate_audio", "probe_entries"]

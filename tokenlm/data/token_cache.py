@@ -42,7 +42,7 @@ from tqdm import tqdm
 
 from tokenlm.audio import load_audio
 from tokenlm.codecs import Codec, EncodecCodec, load_codec
-from tokenlm.data.dataset import probe_entries
+from tokenlm.data.dataset import collate_items, probe_entries
 from tokenlm.data.manifest import SOUNDFILE_ERRORS, read_manifest
 
 CACHE_FORMAT = "tokenlm-token-cache"
@@ -409,14 +409,4 @@ class TokenDataset(torch.utils.data.Dataset):
 
 def collate_codes(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Stack token items: ``{"codes": [B, K, T], "mask": [B, T], "attributes": list, "index": LongTensor [B]}``."""
-    if not items:
-        raise ValueError("cannot collate an empty list of items")
-    shapes = {tuple(item["codes"].shape) for item in items}
-    if len(shapes) != 1:
-        raise ValueError(f"items have different code shapes {sorted(shapes)}; use one segment_frames")
-    return {
-        "codes": torch.stack([item["codes"] for item in items]),  # [B, K, T]
-        "mask": torch.stack([item["mask"] for item in items]),  # [B, T]
-        "attributes": [item["attributes"] for item in items],
-        "index": torch.tensor([item["index"] for item in items], dtype=torch.long),  # [B]
-    }
+    return collate_items(items, "codes", "code", "segment_frames")
