@@ -113,6 +113,9 @@ def _finish(process: subprocess.Popen, timeout: float = 300) -> str:
         out, _ = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
+        # torchrun starts each worker in a session of its own: find them by their command line
+        marker = next(a for a in process.args if a.startswith("run_dir="))
+        subprocess.run(["pkill", "-9", "-f", marker], check=False)
         out, _ = process.communicate()
         raise AssertionError(f"training did not finish in {timeout} s:\n{out[-3000:]}") from None
     assert process.returncode == 0, out[-3000:]

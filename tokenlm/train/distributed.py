@@ -80,5 +80,10 @@ def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
 
 
 def cleanup_distributed() -> None:
+    """Leave the process group together: a rank that tore down while another still used the group's store
+    could leave that one waiting forever, so all ranks meet at a barrier first."""
     if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+        try:
+            dist.barrier()
+        finally:
+            dist.destroy_process_group()
