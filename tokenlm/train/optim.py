@@ -28,7 +28,11 @@ def build_optimizer(
     """AdamW (decoupled weight decay) over the trainable parameters of ``module``."""
     if lr <= 0:
         raise ValueError(f"learning rate must be > 0, got {lr}")
-    return torch.optim.AdamW(parameter_groups(module, weight_decay), lr=lr, betas=tuple(betas))
+    groups = parameter_groups(module, weight_decay)
+    try:  # the fused kernel (CPU and CUDA) does the whole update in one pass over each tensor
+        return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), fused=True)
+    except (RuntimeError, ValueError):  # a device or dtype the fused kernel does not cover
+        return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas))
 
 
 def cosine_with_warmup(step: int, warmup_steps: int, total_steps: int, min_ratio: float = 0.0) -> float:
