@@ -34,6 +34,7 @@ import transformers
 from transformers import DynamicCache, EncoderDecoderCache, MusicgenDecoderConfig, MusicgenForCausalLM
 
 from conditioners.base import Condition
+from tokenlm.convert.musicgen_hf import lm_from_musicgen_decoder
 from tokenlm.lm.generate import generate_codes
 from tokenlm.lm.model import LMConfig, LMModel
 from tokenlm.lm.patterns import build_pattern
@@ -105,44 +106,7 @@ def build_hf(size: Size, seed: int = 0) -> MusicgenForCausalLM:
 
 def lm_from_hf(hf: MusicgenForCausalLM) -> LMModel:
     """An :class:`LMModel` holding a copy of the weights of the transformers MusicGen decoder ``hf``."""
-    config = hf.config
-    lm = LMModel(
-        LMConfig(
-            num_codebooks=config.num_codebooks,
-            cardinality=config.vocab_size,
-            dim=config.hidden_size,
-            num_layers=config.num_hidden_layers,
-            num_heads=config.num_attention_heads,
-            ffn_dim=config.ffn_dim,
-        )
-    )
-    decoder = hf.model.decoder
-    state = {
-        "embeddings": torch.stack([embedding.weight for embedding in decoder.embed_tokens]),  # [K, card + 1, D]
-        "heads": torch.stack([head.weight for head in hf.lm_heads]),  # [K, card, D]
-        "out_norm.weight": decoder.layer_norm.weight,
-        "out_norm.bias": decoder.layer_norm.bias,
-    }
-    for i, layer in enumerate(decoder.layers):
-        norms = {
-            "norm_self": layer.self_attn_layer_norm,
-            "norm_cross": layer.encoder_attn_layer_norm,
-            "norm_ffn": layer.final_layer_norm,
-        }
-        for name, norm in norms.items():
-            state[f"blocks.{i}.{name}.weight"], state[f"blocks.{i}.{name}.bias"] = norm.weight, norm.bias
-        attn, cross = layer.self_attn, layer.encoder_attn
-        state[f"blocks.{i}.self_attn.qkv.weight"] = torch.cat(
-            [attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight]
-        )
-        state[f"blocks.{i}.self_attn.out.weight"] = attn.out_proj.weight
-        state[f"blocks.{i}.cross_attn.q.weight"] = cross.q_proj.weight
-        state[f"blocks.{i}.cross_attn.kv.weight"] = torch.cat([cross.k_proj.weight, cross.v_proj.weight])
-        state[f"blocks.{i}.cross_attn.out.weight"] = cross.out_proj.weight
-        state[f"blocks.{i}.fc1.weight"] = layer.fc1.weight
-        state[f"blocks.{i}.fc2.weight"] = layer.fc2.weight
-    lm.load_state_dict({name: tensor.detach() for name, tensor in state.items()}, strict=True)
-    return lm.eval()
+    return lm_from_musicgen_decoder(hf).eval()
 
 
 @torch.no_grad()

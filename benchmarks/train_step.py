@@ -42,8 +42,9 @@ from transformers import MusicgenDecoderConfig, MusicgenForCausalLM
 
 from conditioners.base import Condition, Conditioner
 from conditioners.provider import ConditioningProvider
+from tokenlm.convert.musicgen_hf import lm_from_musicgen_decoder
 from tokenlm.lm.losses import codebook_cross_entropy
-from tokenlm.lm.model import LMConfig, LMModel
+from tokenlm.lm.model import LMModel
 from tokenlm.lm.objective import LMObjective, lm_loss
 from tokenlm.lm.patterns import build_pattern
 from tokenlm.train.optim import build_optimizer, parameter_groups
@@ -139,45 +140,7 @@ def build_hf(size: Size, seed: int = 0) -> MusicgenForCausalLM:
 
 def lm_from_hf(hf: MusicgenForCausalLM) -> LMModel:
     """An :class:`LMModel` (train mode, dropout 0) holding a copy of the weights of the MusicGen decoder ``hf``."""
-    config = hf.config
-    lm = LMModel(
-        LMConfig(
-            num_codebooks=config.num_codebooks,
-            cardinality=config.vocab_size,
-            dim=config.hidden_size,
-            num_layers=config.num_hidden_layers,
-            num_heads=config.num_attention_heads,
-            ffn_dim=config.ffn_dim,
-            dropout=0.0,
-        )
-    )
-    decoder = hf.model.decoder
-    state = {
-        "embeddings": torch.stack([embedding.weight for embedding in decoder.embed_tokens]),  # [K, card + 1, D]
-        "heads": torch.stack([head.weight for head in hf.lm_heads]),  # [K, card, D]
-        "out_norm.weight": decoder.layer_norm.weight,
-        "out_norm.bias": decoder.layer_norm.bias,
-    }
-    for i, layer in enumerate(decoder.layers):
-        norms = {
-            "norm_self": layer.self_attn_layer_norm,
-            "norm_cross": layer.encoder_attn_layer_norm,
-            "norm_ffn": layer.final_layer_norm,
-        }
-        for name, norm in norms.items():
-            state[f"blocks.{i}.{name}.weight"], state[f"blocks.{i}.{name}.bias"] = norm.weight, norm.bias
-        attn, cross = layer.self_attn, layer.encoder_attn
-        state[f"blocks.{i}.self_attn.qkv.weight"] = torch.cat(
-            [attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight]
-        )
-        state[f"blocks.{i}.self_attn.out.weight"] = attn.out_proj.weight
-        state[f"blocks.{i}.cross_attn.q.weight"] = cross.q_proj.weight
-        state[f"blocks.{i}.cross_attn.kv.weight"] = torch.cat([cross.k_proj.weight, cross.v_proj.weight])
-        state[f"blocks.{i}.cross_attn.out.weight"] = cross.out_proj.weight
-        state[f"blocks.{i}.fc1.weight"] = layer.fc1.weight
-        state[f"blocks.{i}.fc2.weight"] = layer.fc2.weight
-    lm.load_state_dict({name: tensor.detach().clone() for name, tensor in state.items()}, strict=True)
-    return lm.train()
+    return lm_from_musicgen_decoder(hf).train()
 
 
 def hf_optimizer(hf: MusicgenForCausalLM, like: torch.optim.Optimizer) -> torch.optim.Optimizer:

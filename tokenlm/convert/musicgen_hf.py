@@ -210,9 +210,8 @@ def _load_tokenizer(folder: Path) -> PreTrainedTokenizerBase:
         raise ValueError(f"{str(folder)!r} has tokenizer files that cannot be loaded: {err}") from err
 
 
-def _lm_config(config: MusicgenConfig) -> LMConfig:
-    """LMConfig of the MusicGen decoder (attention and FFN without bias, sinusoidal positions, LN eps 1e-5)."""
-    decoder = config.decoder
+def _lm_config(decoder: Any) -> LMConfig:
+    """LMConfig of a MusicGen decoder config (attention and FFN without bias, sinusoidal positions, LN eps 1e-5)."""
     activation = ACTIVATIONS.get(decoder.activation_function)
     if activation is None:
         raise ValueError(
@@ -239,7 +238,7 @@ def _lm_config(config: MusicgenConfig) -> LMConfig:
     )
 
 
-def _lm_state_dict(weights: _WeightReader, cfg: LMConfig) -> dict[str, torch.Tensor]:
+def _lm_state_dict(weights: _WeightReader | _StateDictReader, cfg: LMConfig) -> dict[str, torch.Tensor]:
     """MusicGen decoder tensors renamed (and q/k/v fused) into :class:`LMModel`'s layout."""
     K = cfg.num_codebooks
     state = {
@@ -268,6 +267,30 @@ def _lm_state_dict(weights: _WeightReader, cfg: LMConfig) -> dict[str, torch.Ten
         state[f"{dst}fc1.weight"] = weights.take(f"{src}fc1.weight")
         state[f"{dst}fc2.weight"] = weights.take(f"{src}fc2.weight")
     return state
+
+
+class _StateDictReader:
+    """The ``take`` interface of :class:`_WeightReader` over an in-memory state dict."""
+
+    def __init__(self, state: dict[str, torch.Tensor]) -> None:
+        self._state = dict(state)
+
+    def take(self, name: str) -> torch.Tensor:
+        if name not in self._state:
+            raise ValueError(f"the MusicGen decoder lacks the tensor {name!r}")
+        return self._state.pop(name)
+
+
+def lm_from_musicgen_decoder(decoder: torch.nn.Module) -> LMModel:
+    """An :class:`LMModel` with the weights of an in-memory transformers ``MusicgenForCausalLM`` (same maths).
+
+    Used to compare tokenlm with transformers on identical weights (tests, benchmarks).
+    """
+    state = {f"decoder.{name}": tensor.detach() for name, tensor in decoder.state_dict().items()}
+    cfg = _lm_config(decoder.config)
+    lm = LMModel(cfg)
+    _load_strict(lm, _lm_state_dict(_StateDictReader(state), cfg), "decoder")
+    return lm
 
 
 def _load_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
@@ -365,7 +388,7 @@ def load_musicgen_hf(src: str | Path, device: str | torch.device | None = None) 
     tokenizer = _load_tokenizer(folder)
     weights = _WeightReader(folder)
 
-    lm_config = _lm_config(config)
+    lm_config = _lm_config(config.decoder)
     lm = LMModel(lm_config)
     _load_strict(lm, _lm_state_dict(weights, lm_config), "decoder")
     conditioner = _text_conditioner(config, weights, tokenizer)
