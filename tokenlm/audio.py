@@ -142,3 +142,27 @@ def write_audio(
         tmp_path.unlink(missing_ok=True)
         raise
     return path
+
+
+def batch_audio(
+    audio: torch.Tensor | str | Path, sample_rate: int | None, to_rate: int, channels: int, batch: int,
+    name: str = "prompt_audio", rate_name: str = "prompt_sample_rate",
+) -> tuple[torch.Tensor, int]:
+    """A user's audio (a file path, or a ``[C, N]`` / ``[B, C, N]`` tensor at ``sample_rate``) as ``[batch, C, N]``
+    at ``to_rate`` with ``channels`` channels (resampled and remixed); also returns the source sample rate."""
+    if isinstance(audio, (str, Path)):
+        wav, source_rate = read_audio(audio)  # [C, N]
+    elif isinstance(audio, torch.Tensor):
+        if sample_rate is None:
+            raise ValueError(f"{rate_name} is needed with a {name} tensor")
+        wav, source_rate = audio.float(), int(sample_rate)
+    else:
+        raise ValueError(f"{name} must be a tensor or a file path, got {type(audio).__name__}")
+    wav = convert_audio(wav, source_rate, to_rate, channels)
+    if wav.dim() == 2:
+        wav = wav[None].expand(batch, -1, -1)  # [B, C, N]
+    if wav.dim() != 3 or wav.shape[0] != batch:
+        raise ValueError(f"{name} must be [C, N] or [B, C, N] with B = {batch} prompts, got {tuple(wav.shape)}")
+    if wav.shape[-1] == 0:
+        raise ValueError(f"{name} is empty")
+    return wav, source_rate

@@ -26,10 +26,7 @@ def _generate(args: argparse.Namespace) -> int:
     audio = model.generate(
         args.prompt,
         args.duration,
-        top_k=args.top_k,
-        top_p=args.top_p,
-        temperature=args.temperature,
-        cfg_coef=args.cfg,
+        **_sampling_args(args),
         seed=args.seed,
         progress=not args.quiet,
         prompt_audio=args.prompt_audio,
@@ -37,6 +34,41 @@ def _generate(args: argparse.Namespace) -> int:
     for path in audio.save(args.out):
         print(f"wrote {path} ({audio.duration:.2f} s at {audio.sample_rate} Hz)")
     return 0
+
+
+def _sampling_args(args: argparse.Namespace) -> dict:
+    """The sampling options given on the command line (the others keep the model backend's defaults)."""
+    names = {"top_k": "top_k", "top_p": "top_p", "temperature": "temperature", "cfg": "cfg_coef",
+             "steps": "steps", "cfg_rescale": "cfg_rescale", "scheduler": "scheduler"}
+    return {key: getattr(args, option) for option, key in names.items() if getattr(args, option, None) is not None}
+
+
+def _edit(args: argparse.Namespace) -> int:
+    from tokenlm.api import TextToAudio
+
+    model = TextToAudio.from_pretrained(args.model, device=args.device)
+    mask = None
+    if args.mask is not None:
+        start, _, end = args.mask.partition(":")
+        try:
+            mask = (float(start), float(end))
+        except ValueError as error:
+            raise ValueError(f"--mask must be START:END in seconds, got {args.mask!r}") from error
+    audio = model.edit(
+        args.prompt, args.audio, mode=args.mode, strength=args.strength, mask=mask, cutoff_hz=args.cutoff_hz,
+        seed=args.seed, **_sampling_args(args),
+    )
+    for path in audio.save(args.out):
+        print(f"wrote {path} ({audio.duration:.2f} s at {audio.sample_rate} Hz)")
+    return 0
+
+
+def _add_diffusion_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--steps", type=int, default=None, help="diffusion steps (diffusion models; default 50)")
+    parser.add_argument("--cfg-rescale", type=float, default=None,
+                        help="guidance rescale phi in [0, 1] (diffusion models; default 0.75)")
+    parser.add_argument("--scheduler", choices=["ddim", "dpmpp"], default=None,
+                        help="diffusion sampler (default ddim)")
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -64,15 +96,35 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--duration", type=float, default=5.0, help="seconds of audio (default 5)")
     gen.add_argument("--out", default="out.wav", help="output file; several prompts give out_0.wav, out_1.wav...")
     gen.add_argument("--seed", type=int, default=None, help="seed for reproducible output")
-    gen.add_argument("--top-k", type=int, default=250, help="top-k sampling (0 disables; default 250)")
-    gen.add_argument("--top-p", type=float, default=0.0, help="top-p sampling in [0, 1] (0 disables)")
-    gen.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (0 = greedy)")
-    gen.add_argument("--cfg", type=float, default=3.0, help="classifier-free guidance coefficient (1 = none)")
+    gen.add_argument("--top-k", type=int, default=None, help="top-k sampling (LM; 0 disables; default 250)")
+    gen.add_argument("--top-p", type=float, default=None, help="top-p sampling in [0, 1] (LM; 0 disables)")
+    gen.add_argument("--temperature", type=float, default=None, help="sampling temperature (LM; 0 = greedy)")
+    gen.add_argument("--cfg", type=float, default=None,
+                     help="classifier-free guidance coefficient (1 = none; default 3 for LMs, 5 for diffusion)")
+    _add_diffusion_options(gen)
     gen.add_argument("--prompt-audio", default=None, help="audio file to continue")
     gen.add_argument("--device", default=None, help="torch device, e.g. cuda (default: cpu)")
     gen.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
     gen.set_defaults(func=_generate)
+
+    edit = commands.add_parser(
+        "edit", help="edit audio with a diffusion model (style transfer, inpainting, super-resolution)",
+        epilog='example: tokenlm edit "a cat meows" --audio in.wav --mode inpaint --mask 0.5:1.2 --model ckpt',
+    )
+    edit.add_argument("prompt", nargs="+", help="the target description (one per output)")
+    edit.add_argument("--audio", required=True, help="audio file to edit")
+    edit.add_argument("--model", required=True, help="diffusion checkpoint folder")
+    edit.add_argument("--mode", choices=["style", "inpaint", "superres"], default="style", help="kind of edit")
+    edit.add_argument("--strength", type=float, default=None, help="style / superres strength in [0, 1] (0.6)")
+    edit.add_argument("--mask", default=None, help="inpainting span START:END in seconds")
+    edit.add_argument("--cutoff-hz", type=float, default=None, help="superres: keep the input below this")
+    edit.add_argument("--cfg", type=float, default=None, help="classifier-free guidance coefficient (default 5)")
+    _add_diffusion_options(edit)
+    edit.add_argument("--out", default="edit.wav", help="output file")
+    edit.add_argument("--seed", type=int, default=None, help="seed for reproducible output")
+    edit.add_argument("--device", default=None, help="torch device, e.g. cuda (default: cpu)")
+    edit.set_defaults(func=_edit)
 
     train = commands.add_parser(
         "train", help="train a model from a hydra recipe",
@@ -96,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``tokenlm`` console script; user errors print one line and exit with status 2."""
     args = build_parser().parse_args(argv)
-    if getattr(args, "command", None) == "generate" and len(args.prompt) == 1:
+    if getattr(args, "command", None) in ("generate", "edit") and len(args.prompt) == 1:
         args.prompt = args.prompt[0]
     try:
         return args.func(args)

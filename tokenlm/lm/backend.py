@@ -120,6 +120,12 @@ class LMBackend(nn.Module):
         return self.conditioning.attributes
 
     # ---------------------------------------------------------------- generation
+    def make_sampling(self, given: dict[str, Any]) -> SamplingParams:
+        """The sampling parameters from the ones the caller gave (the rest keep the LM defaults)."""
+        params = SamplingParams(**given)
+        self.check_sampling(params)
+        return params
+
     def check_sampling(self, params: SamplingParams) -> None:
         """Refuse guidance on a model that never learnt an unconditional mode."""
         if params.uses_cfg and self.cfg_dropout == 0 and self.conditioning.attributes:

@@ -75,6 +75,18 @@ def routes_of(entries: list[dict[str, Any]]) -> dict[str, str]:
 
 def build_backend(
     cfg: dict[str, Any], captions: list[str], work_dir: Path, seed: int, values_of: ValuesOf | None = None
+) -> torch.nn.Module:
+    """The untrained backend a recipe describes: ``backend: lm`` (default) or ``backend: ldm``."""
+    kind = cfg.get("backend", "lm")
+    if kind == "ldm":
+        return build_ldm_backend(cfg, captions, work_dir, seed, values_of)
+    if kind != "lm":
+        raise ValueError(f"recipe backend must be 'lm' or 'ldm', got {kind!r}")
+    return build_lm_backend(cfg, captions, work_dir, seed, values_of)
+
+
+def build_lm_backend(
+    cfg: dict[str, Any], captions: list[str], work_dir: Path, seed: int, values_of: ValuesOf | None = None
 ) -> LMBackend:
     """The untrained LM backend a recipe describes (``model``, ``codec``, ``conditioners``, ``pattern``).
 
@@ -96,7 +108,39 @@ def build_backend(
     )
 
 
-def attach_caches(backend: LMBackend, entries: list[dict[str, Any]]) -> None:
+def build_ldm_backend(
+    cfg: dict[str, Any], captions: list[str], work_dir: Path, seed: int, values_of: ValuesOf | None = None
+):
+    """The untrained diffusion backend of a recipe, its latent statistics fitted on the training audio
+    (the first ``model.stats_items`` segments)."""
+    from tokenlm.data.dataset import AudioSegmentDataset, collate_audio
+    from tokenlm.ldm.backend import LDMBackend
+    from tokenlm.ldm.dit import DiT, DiTConfig
+
+    torch.manual_seed(seed)
+    codec = build_codec(cfg["codec"])
+    entries = list(cfg["conditioners"] or [])
+    model_cfg = dict(cfg["model"])
+    stats_items = int(model_cfg.pop("stats_items", 64))
+    dit = DiT(DiTConfig(latent_dim=codec.latent_dim, **model_cfg))
+    conditioners = [build_conditioner(e, dit.config.cond_dim, captions, work_dir, values_of) for e in entries]
+    data = cfg["data"]
+    backend = LDMBackend(
+        dit, codec, conditioners, max_duration=float(data["segment_duration"]),
+        cfg_dropout=float(cfg["solver"]["cfg_dropout"]),
+    )
+    train = data["train"] if isinstance(data["train"], list) else [data["train"]]
+    dataset = AudioSegmentDataset(
+        train, segment_duration=float(data["segment_duration"]), sample_rate=codec.sample_rate,
+        channels=codec.channels, seed=seed,
+    )
+    batch = collate_audio([dataset[i] for i in range(min(stats_items, len(dataset)))])
+    backend.fit_latent_stats(batch["wav"], batch["mask"])
+    log.info("latent statistics fitted on %d segments", batch["wav"].shape[0])
+    return backend
+
+
+def attach_caches(backend: torch.nn.Module, entries: list[dict[str, Any]]) -> None:
     """Give frozen encoders the recipe's ``params.cache_dir`` (a runtime option checkpoints do not keep)."""
     for entry in entries:
         cache_dir = (entry.get("params") or {}).get("cache_dir")

@@ -137,9 +137,18 @@ class TrainData:
         starts = (torch.arange(codes.shape[-1], device=device) * hop).long()
         return codes, batch["mask"].to(device)[:, starts]  # a frame is valid when its first sample is
 
+    @classmethod
+    def inputs(cls, batch: dict[str, Any], backend: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the backend trains on, ``[B, K|D, T]``, and its valid frames ``[B, T]``: the backend's own
+        ``training_inputs`` (diffusion latents) or codec codes."""
+        if hasattr(backend, "training_inputs"):
+            return backend.training_inputs(batch, device)
+        return cls.to_codes(batch, backend, device)
+
     @torch.no_grad()
     def validation_loss(self, backend: LMBackend, device: torch.device) -> float:
-        """Mean cross-entropy on the first ``valid.batches`` validation batches (conditions kept)."""
+        """Mean validation loss on the first ``valid.batches`` batches (conditions kept): cross-entropy for
+        the LM, the backend's ``compute_loss`` otherwise."""
         if self.valid is None:
             return float("nan")
         from tokenlm.lm.objective import LMObjective, lm_loss
@@ -150,8 +159,11 @@ class TrainData:
             first = position * self.local_batch * self.info.world_size + self.info.rank * self.local_batch
             items = [self.valid[i] for i in range(first, first + self.local_batch)]
             batch = self._with_audio(self._filter(collate_audio(items)))
-            codes, mask = self.to_codes(batch, backend, device)
+            codes, mask = self.inputs(batch, backend, device)
             dropped = torch.zeros(codes.shape[0], dtype=torch.bool, device=device)
+            if hasattr(backend, "compute_loss"):
+                losses.append(backend.compute_loss(codes, mask, batch["attributes"], dropped)["loss"])
+                continue
             losses.append(lm_loss(backend, codes, mask, batch["attributes"], dropped, LMObjective(rr_mode="off"))["ce"])
         backend.train()
         return float(all_reduce_mean(torch.stack(losses).mean(), self.info))

@@ -60,7 +60,7 @@ def prepare_data(cfg: dict[str, Any], is_main: bool) -> None:
 
 def run(overrides: list[str]) -> Path:
     """Train the recipe; returns the exported inference checkpoint folder."""
-    from tokenlm.lm.backend import LMBackend
+    from tokenlm.backends import get_backend_class
     from tokenlm.train import distributed as D
     from tokenlm.train.build import attach_caches, build_backend
     from tokenlm.train.data import TrainData, captions_of, category_values
@@ -88,7 +88,8 @@ def run(overrides: list[str]) -> Path:
         if info.enabled:
             torch.distributed.barrier()
         # every rank loads the same saved initial model, so all start from identical weights
-        backend = LMBackend.from_pretrained(run_dir / "init", device=device)
+        backend_class = get_backend_class(str(cfg.get("backend", "lm")))
+        backend = backend_class.from_pretrained(run_dir / "init", device=device)
         attach_caches(backend, cfg["conditioners"] or [])
         backend.codec.requires_grad_(False)
         data = TrainData(cfg, backend, info, seed=int(cfg["seed"]))

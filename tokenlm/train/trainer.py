@@ -48,17 +48,44 @@ class LMTrainModule(nn.Module):
         )
 
 
-class Trainer:
-    """Trains the LM backend a recipe describes. ``cfg`` is the resolved recipe as a plain dict."""
+class BackendTrainModule(nn.Module):
+    """The training hook of backends that compute their own loss (``backend.compute_loss``), e.g. diffusion:
+    registers what the backend trains (``backend.trainable_modules()``) and forwards batches to it."""
 
-    def __init__(self, cfg: dict[str, Any], backend: LMBackend, data: TrainData, info: D.DistInfo) -> None:
+    def __init__(self, backend: nn.Module) -> None:
+        super().__init__()
+        self.parts = backend.trainable_modules()
+        self.backend = [backend]  # list: not a registered submodule
+
+    def forward(
+        self,
+        inputs: torch.Tensor,
+        frame_mask: torch.Tensor,
+        attributes: list[dict],
+        dropped: torch.Tensor,
+        attribute_dropped: dict[str, torch.Tensor] | None = None,
+    ) -> dict[str, torch.Tensor]:
+        return self.backend[0].compute_loss(inputs, frame_mask, attributes, dropped, attribute_dropped)
+
+
+def train_module(cfg: dict[str, Any], backend: nn.Module) -> nn.Module:
+    """The module the optimiser trains: the backend's own loss hook when it has one, else the LM objective."""
+    if hasattr(backend, "compute_loss"):
+        return BackendTrainModule(backend)
+    rr = cfg["solver"]["rr"]
+    objective = LMObjective(float(rr["weight"]), rr["pooling"], rr["mode"] if rr["enabled"] else "off")
+    return LMTrainModule(backend, objective, gather_rr=bool(rr.get("gather", True)))
+
+
+class Trainer:
+    """Trains the backend a recipe describes (LM or diffusion). ``cfg`` is the resolved recipe as a plain dict."""
+
+    def __init__(self, cfg: dict[str, Any], backend: nn.Module, data: TrainData, info: D.DistInfo) -> None:
         self.cfg, self.backend, self.data, self.info = cfg, backend, data, info
         solver = cfg["solver"]
-        self.device = next(backend.lm.parameters()).device
+        self.device = backend.device
         self.run_dir = Path(cfg["run_dir"])
-        rr = solver["rr"]
-        objective = LMObjective(float(rr["weight"]), rr["pooling"], rr["mode"] if rr["enabled"] else "off")
-        self.module = LMTrainModule(backend, objective, gather_rr=bool(rr.get("gather", True)))
+        self.module = train_module(cfg, backend)
         self.model = self._wrap(self.module)
         self.optimizer = build_optimizer(
             self.module, float(solver["lr"]), tuple(solver["betas"]), float(solver["weight_decay"])
@@ -133,7 +160,7 @@ class Trainer:
         finite = True
         for micro in range(accumulation):
             batch = self.data.train_batch(self.step * accumulation + micro)
-            codes, frame_mask = self.data.to_codes(batch, self.backend, self.device)
+            codes, frame_mask = self.data.inputs(batch, self.backend, self.device)  # codes or latents
             draw = self._dropped(codes.shape[0])
             dropped = draw.dropped
             sync = micro == accumulation - 1 or not self.info.enabled
@@ -214,7 +241,8 @@ class Trainer:
     def _periodic(self, metrics: dict[str, float]) -> None:
         valid_every = int(self.cfg.get("valid", {}).get("every", 0))
         if valid_every and self.step % valid_every == 0:
-            self._log({"valid_ce": self.data.validation_loss(self.backend, self.device)}, prefix="")
+            name = "valid_loss" if hasattr(self.backend, "compute_loss") else "valid_ce"
+            self._log({name: self.data.validation_loss(self.backend, self.device)}, prefix="")
         sample_every = int(self.cfg.get("samples", {}).get("every", 0))
         if sample_every and self.step % sample_every == 0 and self.info.is_main:
             self.write_samples()

@@ -1,0 +1,221 @@
+"""The latent-diffusion backend: DiT, diffusers-based sampling, API, training, editing."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import metrics, tiny_recipe_overrides
+
+from tokenlm.api import TextToAudio
+from tokenlm.ldm.backend import LDMBackend
+from tokenlm.ldm.diffusion import make_scheduler, rescale_cfg, v_target
+from tokenlm.ldm.dit import DiT, DiTConfig
+
+SR = 16000
+
+
+def make_ldm(spm_model_path: Path, seed: int = 0, **dit_overrides) -> LDMBackend:
+    """A tiny random diffusion backend: tiny EnCodec latent (32-dim, 50 Hz), SentencePiece text, 3-layer DiT."""
+    from conditioners.text.sentencepiece import SentencePieceConditioner
+    from tokenlm.codecs import EncodecCodec, tiny_encodec_config
+
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        codec = EncodecCodec.from_config(tiny_encodec_config(), seed=seed)
+        text = SentencePieceConditioner(
+            "description", 32, spm_model_path, dim=32, num_layers=1, num_heads=2, max_length=48, dropout=0.0
+        )
+        args = dict(latent_dim=codec.latent_dim, dim=32, num_layers=3, num_heads=2, cond_dim=32, adaln_rank=4)
+        dit = DiT(DiTConfig(**{**args, **dit_overrides}))
+        for block in dit.blocks:  # give the zero-initialised condition path weights, as training would
+            torch.nn.init.normal_(block.cross.out.weight, std=0.2)
+    return LDMBackend(dit, codec, [text], max_duration=2.0, cfg_dropout=0.1).eval()
+
+
+@pytest.fixture()
+def ldm(spm_model_path: Path) -> LDMBackend:
+    return make_ldm(spm_model_path)
+
+
+def tiny_dit(**overrides) -> DiT:
+    torch.manual_seed(0)
+    return DiT(DiTConfig(**{**dict(latent_dim=8, dim=32, num_layers=4, num_heads=2, cond_dim=16,
+                                   adaln_rank=4), **overrides})).eval()
+
+
+def condition(seed: int):
+    from conditioners.base import Condition
+
+    g = torch.Generator().manual_seed(seed)
+    return Condition(torch.randn(2, 5, 16, generator=g), torch.ones(2, 5, dtype=torch.bool))
+
+
+def test_dit_shapes_and_zero_condition_path_at_init():
+    dit = tiny_dit()
+    x, t = torch.randn(2, 8, 20), torch.tensor([10, 900])
+    out = dit(x, t, condition(0))
+    assert out.shape == (2, 8, 20) and torch.isfinite(out).all()
+    # cross-attention's output projection starts at zero: the condition adds the zero vector at init
+    assert torch.equal(out, dit(x, t, condition(1))) and torch.equal(out, dit(x, t, None))
+    assert not torch.allclose(out, dit(x, torch.tensor([500, 500]), condition(0)))  # the timestep matters
+
+
+@pytest.mark.parametrize("option", ["adaln_sola", "long_skip", "rope", "qk_norm"])
+def test_each_switch_off_changes_the_output(option):
+    base = tiny_dit()
+    for block in base.blocks:  # non-trivial SOLA corrections and norms, so switching them off shows
+        torch.nn.init.normal_(block.adaln[-1].weight, std=0.1)
+        for norm in (block.attn.q_norm, block.attn.k_norm):
+            torch.nn.init.normal_(norm.weight, mean=1.0, std=0.5)
+    variant = tiny_dit(**{option: False})
+    shared = {k: v for k, v in base.state_dict().items()
+              if k in variant.state_dict() and variant.state_dict()[k].shape == v.shape}
+    variant.load_state_dict(shared, strict=False)
+    x, t = torch.randn(2, 8, 20), torch.tensor([10, 900])
+    assert not torch.allclose(base(x, t, condition(0)), variant(x, t, condition(0)), atol=1e-5)
+
+
+def test_guidance_rescale_matches_diffusers():
+    from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import rescale_noise_cfg
+
+    g = torch.Generator().manual_seed(0)
+    guided, cond = torch.randn(3, 8, 20, generator=g) * 3, torch.randn(3, 8, 20, generator=g)
+    for phi in (0.0, 0.75, 1.0):
+        torch.testing.assert_close(rescale_cfg(guided, cond, phi), rescale_noise_cfg(guided, cond, phi))
+
+
+@pytest.mark.parametrize("kind", ["ddim", "dpmpp"])
+def test_scheduler_is_zero_snr_v_prediction_with_trailing_steps(kind):
+    scheduler = make_scheduler(kind)
+    assert scheduler.config.prediction_type == "v_prediction" and scheduler.config.rescale_betas_zero_snr
+    scheduler.set_timesteps(50)
+    assert int(scheduler.timesteps[0]) == 999  # trailing: the first step sees the zero-SNR timestep
+    ddim = make_scheduler("ddim")
+    assert float(ddim.alphas_cumprod[-1]) == 0.0
+    x0, noise, t = torch.randn(4, 8, 10), torch.randn(4, 8, 10), torch.tensor([0, 250, 700, 999])
+    a = ddim.alphas_cumprod[t][:, None, None]
+    torch.testing.assert_close(ddim.add_noise(x0, noise, t), a.sqrt() * x0 + (1 - a).sqrt() * noise)
+    torch.testing.assert_close(v_target(ddim, x0, noise, t), a.sqrt() * noise - (1 - a).sqrt() * x0)
+    assert torch.equal(ddim.add_noise(x0, noise, t)[-1], noise[-1])  # zero SNR: pure noise at t = 999
+
+
+def test_generate_is_seeded_and_survives_save_and_load(ldm, tmp_path):
+    model = TextToAudio(ldm)
+    a = model.generate(["a dog barks", "white noise"], 0.5, steps=6, seed=3)
+    assert a.wav.shape == (2, 1, 8000) and a.sample_rate == SR and torch.isfinite(a.wav).all()
+    assert torch.equal(a.wav, model.generate(["a dog barks", "white noise"], 0.5, steps=6, seed=3).wav)
+    assert not torch.equal(a.wav, model.generate(["a dog barks", "white noise"], 0.5, steps=6, seed=4).wav)
+    torch.manual_seed(1)
+    ldm.normalizer.fit(torch.randn(3, 32, 40) * 2 + 1)  # statistics travel in the checkpoint
+    before = model.generate("a dog barks", 0.5, steps=4, seed=0, scheduler="dpmpp", cfg_rescale=0.0)
+    loaded = TextToAudio.from_pretrained(model.save_pretrained(tmp_path / "ckpt"))
+    assert torch.equal(loaded.backend.normalizer.std, ldm.normalizer.std)
+    assert torch.equal(before.wav, loaded.generate("a dog barks", 0.5, steps=4, seed=0, scheduler="dpmpp",
+                                                   cfg_rescale=0.0).wav)
+
+
+def test_guidance_and_rescale_change_the_output(ldm):
+    model = TextToAudio(ldm)
+    outs = [model.generate("a dog", 0.3, steps=4, seed=0, cfg_coef=c, cfg_rescale=r).wav
+            for c, r in ((1.0, 0.0), (5.0, 0.0), (5.0, 0.75))]
+    assert not torch.allclose(outs[0], outs[1]) and not torch.allclose(outs[1], outs[2])
+
+
+def test_sampling_arguments_of_the_other_backend_are_refused(ldm, tiny_backend):
+    with pytest.raises(ValueError, match=r"\['top_k', 'temperature'\] do not apply to the 'ldm' backend"):
+        TextToAudio(ldm).generate("a dog", 0.3, top_k=10, temperature=0.5)
+    with pytest.raises(ValueError, match="prompt_audio belongs to token backends"):
+        TextToAudio(ldm).generate("a dog", 0.3, prompt_audio=torch.zeros(1, 100), prompt_sample_rate=SR)
+    with pytest.raises(ValueError, match=r"\['steps', 'cfg_rescale'\] do not apply to the 'lm' backend"):
+        TextToAudio(tiny_backend).generate("a dog", 0.3, steps=10, cfg_rescale=0.5)
+    with pytest.raises(ValueError, match="steps must be an int in"):
+        TextToAudio(ldm).generate("a dog", 0.3, steps=0)
+    with pytest.raises(ValueError, match="at most its window of 2.0 s"):
+        TextToAudio(ldm).generate("a dog", 3.0)
+    with pytest.raises(ValueError, match="editing needs a diffusion model"):
+        TextToAudio(tiny_backend).edit("a dog", torch.zeros(1, 800), sample_rate=SR)
+
+
+def test_sdedit_at_strength_one_equals_generation(ldm):
+    model = TextToAudio(ldm)
+    wav = torch.randn(1, 8000) * 0.1
+    edited = model.edit("a steady tone", wav, sample_rate=SR, strength=1.0, steps=5, seed=7)
+    assert torch.allclose(edited.wav, model.generate("a steady tone", 0.5, steps=5, seed=7).wav, atol=1e-6)
+    kept = model.edit("a steady tone", wav, sample_rate=SR, strength=0.0, steps=5, seed=7)
+    assert torch.allclose(kept.wav, ldm.decode(ldm.encode_audio(wav[None])).cpu()[..., :8000], atol=1e-5)
+    half = model.edit("a steady tone", wav, sample_rate=SR, strength=0.5, steps=5, seed=7)
+    assert not torch.allclose(half.wav, edited.wav)
+
+
+def test_inpainting_keeps_the_known_region_exactly(ldm):
+    wav = torch.randn(2, 1, 16000) * 0.1
+    out = TextToAudio(ldm).edit(["a dog", "a cat"], wav, sample_rate=SR, mode="inpaint", mask=(0.4, 0.7), steps=4,
+                                seed=0).wav
+    assert out.shape == (2, 1, 16000)
+    assert torch.equal(out[..., :6400], wav[..., :6400]) and torch.equal(out[..., 11200:], wav[..., 11200:])
+    assert not torch.allclose(out[..., 6400:11200], wav[..., 6400:11200])
+
+
+def test_super_resolution_and_input_conversion(ldm):
+    import julius
+
+    model = TextToAudio(ldm)
+    low = torch.randn(2, 4000) * 0.1  # stereo 8 kHz: remixed to mono, resampled to 16 kHz
+    out = model.edit("a tone", low, sample_rate=8000, mode="superres", steps=4, seed=0).wav
+    assert out.shape == (1, 1, 8000)
+    wav = julius.resample_frac(low.mean(0, keepdim=True), 8000, SR)
+    # below the cutoff (4 kHz) the output follows the input, above it the model's generation
+    low_band = julius.lowpass_filter(out[0], 2000 / SR)
+    assert torch.allclose(low_band, julius.lowpass_filter(wav, 2000 / SR), atol=0.02)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(mode="inpaint", mask=(0.2, 0.9)), r"mask span \(0.2, 0.9\) s lies outside the 0.500 s clip"),
+        (dict(mode="inpaint"), "needs mask="),
+        (dict(strength=1.5), r"strength must be a number in \[0, 1\]"),
+        (dict(mode="superres"), "cutoff_hz must be in"),
+        (dict(mode="blur"), "edit mode must be one of"),
+        (dict(mode="style", mask=(0.1, 0.2)), "mask is for mode='inpaint'"),
+    ],
+)
+def test_bad_edit_inputs_are_explained(ldm, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TextToAudio(ldm).edit("a dog", torch.zeros(1, 8000), sample_rate=SR, steps=2, **kwargs)
+
+
+def test_too_long_or_unrated_edit_input_is_explained(ldm):
+    with pytest.raises(ValueError, match="the input is 3.00 s but this model edits at most 2.0 s"):
+        TextToAudio(ldm).edit("a dog", torch.zeros(1, 48000), sample_rate=SR)
+    with pytest.raises(ValueError, match="sample_rate is needed with a audio tensor"):
+        TextToAudio(ldm).edit("a dog", torch.zeros(1, 800))
+
+
+tiny_overrides = functools.partial(tiny_recipe_overrides, warmup_steps=3, settings=("conditioners.0.vocab_size=24",))
+
+
+def test_demo_ldm_trains_exports_and_generates_from_the_cli(tmp_path, tiny_manifest):
+    from tokenlm.cli import main
+    from tokenlm.train.main import compose_recipe, run
+
+    assert compose_recipe(["recipe=sfx_ldm", "codec.path=/x", "conditioners.0.params.encoder_path=/y",
+                           "data.train=/z"])["backend"] == "ldm"
+    export = run(["recipe=demo_ldm", *tiny_overrides(tmp_path / "run", tiny_manifest, 40)])
+    losses = [m["loss"] for m in metrics(tmp_path / "run") if "loss" in m]
+    assert len(losses) == 40 and all(torch.isfinite(torch.tensor(losses)))
+    assert sum(losses[-10:]) / 10 < sum(losses[:10]) / 10
+    backend = TextToAudio.from_pretrained(export).backend
+    assert backend.name == "ldm" and not torch.equal(backend.normalizer.std, torch.ones_like(backend.normalizer.std))
+    out = tmp_path / "gen.wav"
+    assert main(["generate", "a steady tone at 300 hz", "--model", str(export), "--steps", "3", "--cfg-rescale",
+                 "0.5", "--duration", "0.5", "--seed", "0", "--quiet", "--out", str(out)]) == 0
+    assert out.is_file()
+    edited = tmp_path / "edit.wav"
+    assert main(["edit", "white noise hiss", "--audio", str(out), "--model", str(export), "--mode", "inpaint",
+                 "--mask", "0.1:0.3", "--steps", "3", "--out", str(edited)]) == 0
+    assert edited.is_file()
+    assert main(["generate", "a tone", "--model", str(export), "--top-k", "5", "--quiet", "--out", str(out)]) == 2

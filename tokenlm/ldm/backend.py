@@ -1,0 +1,288 @@
+"""The latent-diffusion backend: conditioners -> DiT over normalised codec latents -> codec decoder."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from conditioners.base import Condition, Conditioner
+from conditioners.dropout import DropoutDraw
+from conditioners.provider import ConditioningProvider
+from conditioners.registry import build_conditioner
+from tokenlm.codecs import Codec, load_codec
+from tokenlm.common.checkpoint import (
+    WEIGHTS_NAME,
+    CheckpointError,
+    check_format,
+    load_weights,
+    read_config,
+    save_weights,
+    write_config,
+)
+from tokenlm.common.hf import quiet_hf_loading
+from tokenlm.ldm.diffusion import NUM_TRAIN_TIMESTEPS, DiffusionParams, denoise, make_scheduler, v_target
+from tokenlm.ldm.dit import DiT, DiTConfig
+from tokenlm.ldm.latents import LatentNormalizer
+
+CODEC_DIR = "codec"
+CONDITIONERS_DIR = "conditioners"
+
+
+class LDMBackend(nn.Module):
+    """Text (and metadata) to audio by latent diffusion.
+
+    Args:
+        dit: the denoiser; its ``latent_dim`` must match the codec's and its ``cond_dim`` the conditioners'.
+        codec: gives the continuous latent (``encode_latent`` / ``decode_latent``).
+        conditioners: one per attribute; every condition reaches the DiT through cross-attention.
+        max_duration: the longest clip generated in one piece (the training window), seconds.
+        cfg_dropout: condition dropout used in training (0: no CFG possible).
+    """
+
+    name = "ldm"
+    sampling_parameters = ("steps", "cfg_coef", "cfg_rescale", "scheduler")
+
+    def __init__(
+        self,
+        dit: DiT,
+        codec: Codec,
+        conditioners: list[Conditioner] | None = None,
+        *,
+        max_duration: float = 10.0,
+        cfg_dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        cfg = dit.config
+        latent_dim = getattr(codec, "latent_dim", cfg.latent_dim)
+        if latent_dim != cfg.latent_dim:
+            raise ValueError(f"the DiT denoises {cfg.latent_dim}-dim latents, the codec's latent has {latent_dim}")
+        self.dit, self.codec = dit, codec
+        self.conditioning = ConditioningProvider(conditioners)
+        bad = {d for d in self.conditioning.output_dims if d != cfg.cond_dim}
+        if bad:
+            raise ValueError(f"conditioner output dims {sorted(bad)} differ from the DiT cond_dim {cfg.cond_dim}")
+        if self.conditioning.attributes and not cfg.cross_attention:
+            raise ValueError("the DiT reads conditions through cross-attention; build it with cross_attention=True")
+        if max_duration <= 0:
+            raise ValueError(f"max_duration must be > 0 seconds, got {max_duration}")
+        self.max_duration, self.cfg_dropout = float(max_duration), float(cfg_dropout)
+        self.normalizer = LatentNormalizer(cfg.latent_dim)
+
+    # ---------------------------------------------------------------- properties
+    @property
+    def device(self) -> torch.device:
+        return next(self.dit.parameters()).device
+
+    @property
+    def sample_rate(self) -> int:
+        return self.codec.sample_rate
+
+    @property
+    def channels(self) -> int:
+        return self.codec.channels
+
+    @property
+    def frame_rate(self) -> float:
+        return self.codec.frame_rate
+
+    @property
+    def attributes(self) -> list[str]:
+        return self.conditioning.attributes
+
+    # ---------------------------------------------------------------- latents
+    @torch.no_grad()
+    def encode_audio(self, wav: torch.Tensor) -> torch.Tensor:
+        """Waveform ``[B, C, N]`` at the codec rate -> normalised latent ``[B, D, T]``."""
+        return self.normalizer.normalize(self.codec.encode_latent(wav.to(self.device)).float())
+
+    @torch.no_grad()
+    def decode(self, latent: torch.Tensor) -> torch.Tensor:
+        """Normalised latent ``[B, D, T]`` -> waveform ``[B, C, N]`` float32."""
+        return self.codec.decode_latent(self.normalizer.denormalize(latent)).float()
+
+    @torch.no_grad()
+    def fit_latent_stats(self, wavs: torch.Tensor, mask: torch.Tensor | None = None) -> None:
+        """Fit the per-channel latent mean/std on training audio ``[B, C, N]`` (valid samples ``[B, N]``)."""
+        latents = self.codec.encode_latent(wavs.to(self.device)).float()  # [B, D, T]
+        self.normalizer.fit(latents, None if mask is None else self._frame_mask(mask.to(self.device), latents))
+
+    @staticmethod
+    def _frame_mask(sample_mask: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+        """Valid latent frames ``[B, T]`` from valid samples ``[B, N]``: a frame is valid when its first sample is."""
+        hop = sample_mask.shape[-1] / latents.shape[-1]
+        starts = (torch.arange(latents.shape[-1], device=latents.device) * hop).long()
+        return sample_mask[:, starts].bool()
+
+    def training_inputs(self, batch: dict[str, Any], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised latents ``[B, D, T]`` and valid frames ``[B, T]`` of a training batch of audio."""
+        if "wav" not in batch:
+            raise ValueError("the diffusion backend trains on audio (latents); set data.cache=null")
+        latents = self.encode_audio(batch["wav"].to(device))
+        return latents, self._frame_mask(batch["mask"].to(device), latents)
+
+    # ---------------------------------------------------------------- training
+    def condition_tokens(self, attributes: list[dict[str, Any]], null: bool = False) -> Condition | None:
+        """Every condition as one token sequence ``[B, S, cond_dim]`` for cross-attention (None without any)."""
+        if not self.conditioning.attributes:
+            return None
+        fused = self.conditioning.encode(attributes, null=null)
+        return fused.as_sequence() if fused is not None else None
+
+    def compute_loss(
+        self,
+        latents: torch.Tensor,
+        frame_mask: torch.Tensor,
+        attributes: list[dict[str, Any]],
+        dropped: torch.Tensor,
+        attribute_dropped: dict[str, torch.Tensor] | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """v-prediction MSE on normalised latents ``[B, D, T]`` (valid frames ``[B, T]``), timesteps uniform.
+
+        Args:
+            dropped: ``[B]`` bool, samples whose conditions become the null condition (CFG dropout).
+            attribute_dropped: attribute -> ``[B]`` bool, samples that lose that attribute only.
+        Returns:
+            ``loss`` and ``mse`` (detached copy for logging).
+        """
+        drops = {name: mask.detach().cpu().bool() for name, mask in (attribute_dropped or {}).items()}
+        draw = DropoutDraw(dropped.detach().cpu().bool(), drops)
+        condition = self.condition_tokens(draw.apply(attributes) if draw.any else attributes)
+        scheduler = make_scheduler("ddim")
+        t = torch.randint(0, NUM_TRAIN_TIMESTEPS, (latents.shape[0],), device=latents.device)  # [B]
+        noise = torch.randn_like(latents)
+        noisy = scheduler.add_noise(latents, noise, t)
+        prediction = self.dit(noisy, t, condition)  # [B, D, T]
+        error = F.mse_loss(prediction.float(), v_target(scheduler, latents, noise, t).float(), reduction="none")
+        weights = frame_mask.to(error.dtype)[:, None].expand_as(error)
+        mse = (error * weights).sum() / weights.sum().clamp(min=1)
+        return {"loss": mse, "mse": mse.detach()}
+
+    def trainable_modules(self) -> nn.ModuleDict:
+        """What the optimiser trains: the DiT and the conditioners (the codec and latent statistics stay fixed)."""
+        return nn.ModuleDict({"dit": self.dit, "conditioning": self.conditioning})
+
+    # ---------------------------------------------------------------- generation
+    def make_sampling(self, given: dict[str, Any]) -> DiffusionParams:
+        """The sampling parameters from the ones the caller gave (the rest take their defaults)."""
+        params = DiffusionParams(**given)
+        if params.uses_cfg and self.cfg_dropout == 0 and self.conditioning.attributes:
+            raise ValueError(
+                f"cfg_coef={params.cfg_coef} needs a model trained with condition dropout, and this one was "
+                "trained without (cfg_dropout=0); use cfg_coef=1"
+            )
+        return params
+
+    def frames_for(self, seconds: float) -> int:
+        return max(1, math.ceil(seconds * self.frame_rate))
+
+    def check_duration(self, duration: float) -> None:
+        if duration > self.max_duration + 1e-9:
+            raise ValueError(
+                f"the diffusion backend generates at most its window of {self.max_duration} s in one piece; "
+                f"asked for {duration} s"
+            )
+
+    def initial_noise(self, batch: int, frames: int, generator: torch.Generator | None) -> torch.Tensor:
+        """Starting latent ``[B, D, T]`` of a run, drawn first from ``generator``."""
+        shape = (batch, self.dit.config.latent_dim, frames)
+        return torch.randn(shape, generator=generator, device=self.device)
+
+    def generator_for(self, seed: int | None) -> torch.Generator | None:
+        return torch.Generator(device=self.device).manual_seed(int(seed)) if seed is not None else None
+
+    @torch.no_grad()
+    def sample_latents(
+        self,
+        attributes: list[dict[str, Any]],
+        x: torch.Tensor,
+        params: DiffusionParams,
+        *,
+        start: int = 0,
+        generator: torch.Generator | None = None,
+        after_step: Callable[[torch.Tensor, int, int], torch.Tensor] | None = None,
+        callback: Callable[[int, int], None] | None = None,
+    ) -> torch.Tensor:
+        """Denoise ``x`` ``[B, D, T]`` from sampler step ``start`` under the prompts' conditions."""
+        cond = self.condition_tokens(attributes)
+        null = self.condition_tokens(attributes, null=True) if params.uses_cfg and cond is not None else None
+        return denoise(self.dit, x, cond, null, params, start=start, generator=generator, after_step=after_step,
+                       callback=callback)
+
+    @torch.no_grad()
+    def generate_audio(
+        self,
+        attributes: list[dict[str, Any]],
+        duration: float,
+        params: DiffusionParams,
+        *,
+        seed: int | None = None,
+        callback: Callable[[int, int], None] | None = None,
+    ) -> torch.Tensor:
+        """Waveform ``[B, C, N]`` of ``duration`` seconds per prompt."""
+        self.conditioning.validate(attributes)
+        self.check_duration(duration)
+        generator = self.generator_for(seed)
+        x = self.initial_noise(len(attributes), self.frames_for(duration), generator)
+        latent = self.sample_latents(attributes, x, params, generator=generator, callback=callback)
+        return self.decode(latent)[..., : round(duration * self.sample_rate)]
+
+    # ---------------------------------------------------------------- persistence
+    def config(self) -> dict[str, Any]:
+        return {
+            "backend": self.name,
+            "dit": self.dit.config.to_dict(),
+            "max_duration": self.max_duration,
+            "cfg_dropout": self.cfg_dropout,
+            "codec": {**self.codec.config(), "path": CODEC_DIR},
+            "conditioners": [
+                {"attribute": name, "kind": c.kind, "config": c.config(), "assets": f"{CONDITIONERS_DIR}/{name}"}
+                for name, c in self.conditioning.conditioners.items()
+            ],
+        }
+
+    def _weights_module(self) -> nn.Module:
+        """Everything in ``model.safetensors``: DiT, conditioners and latent statistics."""
+        return nn.ModuleDict({"dit": self.dit, "conditioning": self.conditioning, "normalizer": self.normalizer})
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write the checkpoint folder: config.json, model.safetensors, codec/ and conditioner assets."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.codec.save_pretrained(directory / CODEC_DIR)
+        for name, conditioner in self.conditioning.conditioners.items():
+            asset_dir = directory / CONDITIONERS_DIR / name
+            asset_dir.mkdir(parents=True, exist_ok=True)
+            conditioner.save_assets(asset_dir)
+        save_weights(self._weights_module(), directory / WEIGHTS_NAME)
+        write_config(directory, self.config())
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device | None = None) -> LDMBackend:
+        """Load a checkpoint folder written by :meth:`save_pretrained`."""
+        directory = Path(directory)
+        config = read_config(directory)
+        check_format(config, directory)
+        if config.get("backend") != cls.name:
+            raise CheckpointError(f"{str(directory)!r} holds backend {config.get('backend')!r}, not {cls.name!r}")
+        try:
+            with quiet_hf_loading():
+                codec_config = config["codec"]
+                codec = load_codec(directory / codec_config.get("path", CODEC_DIR), codec_config)
+                entries = config.get("conditioners", [])
+                conditioners = [build_conditioner(e["kind"], e["config"], directory / e["assets"]) for e in entries]
+                backend = cls(DiT(DiTConfig.from_dict(config["dit"])), codec, conditioners,
+                              max_duration=config["max_duration"], cfg_dropout=config.get("cfg_dropout", 0.0))
+        except KeyError as error:
+            raise CheckpointError(f"{str(directory / 'config.json')!r} lacks the entry {error}") from error
+        load_weights(backend._weights_module(), directory / WEIGHTS_NAME)
+        backend.eval()
+        if device is not None:
+            backend.to(device)
+        return backend

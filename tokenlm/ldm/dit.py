@@ -1,0 +1,186 @@
+"""A 1-D diffusion transformer over latent frames, with EzAudio's design choices (each can be switched off).
+
+- AdaLN-SOLA: one AdaLN projection of the timestep embedding shared by all blocks, plus a low-rank
+  per-block correction (``adaln_sola=False``: a full AdaLN projection per block, as in DiT).
+- U-ViT long skips: block ``L-1-i`` also reads the output of block ``i``, fused by a linear layer and a norm.
+- RoPE on self-attention and QK-norm (RMS-normalised queries and keys).
+- Cross-attention to the condition tokens with a zero-initialised output projection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+from torch import nn
+
+from conditioners.base import Condition
+from tokenlm.common.attention import attention, key_padding_bias
+from tokenlm.common.positions import apply_rope, rope_tables, sinusoidal_embedding
+
+
+@dataclass
+class DiTConfig:
+    """Architecture of :class:`DiT`.
+
+    Attributes:
+        latent_dim: D of the codec latent ``[B, D, T]``.
+        dim: transformer width; cond_dim: width of the condition tokens.
+        adaln_rank: rank of the per-block AdaLN-SOLA correction.
+        adaln_sola, long_skip, rope, qk_norm, cross_attention: switch each EzAudio choice on or off.
+    """
+
+    latent_dim: int
+    dim: int = 256
+    num_layers: int = 8
+    num_heads: int = 8
+    ffn_mult: int = 4
+    cond_dim: int = 256
+    adaln_rank: int = 32
+    adaln_sola: bool = True
+    long_skip: bool = True
+    rope: bool = True
+    qk_norm: bool = True
+    cross_attention: bool = True
+    attention_backend: str = "sdpa"
+
+    def __post_init__(self) -> None:
+        if self.dim % self.num_heads or (self.dim // self.num_heads) % 2:
+            raise ValueError(f"dim {self.dim} must split into {self.num_heads} heads of even size")
+        if self.num_layers < 1:
+            raise ValueError(f"num_layers must be >= 1, got {self.num_layers}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DiTConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown DiT option(s) {unknown}; known: {sorted(known)}")
+        return cls(**data)
+
+
+def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """AdaLN modulation of ``x`` ``[B, T, D]`` by ``shift``/``scale`` ``[B, D]``."""
+    return x * (1 + scale[:, None]) + shift[:, None]
+
+
+class Attention(nn.Module):
+    """Multi-head attention with optional QK-norm and RoPE; keys/values from ``context`` when given."""
+
+    def __init__(self, dim: int, num_heads: int, kv_dim: int, qk_norm: bool, backend: str) -> None:
+        super().__init__()
+        self.num_heads, self.head_dim, self.backend = num_heads, dim // num_heads, backend
+        self.q = nn.Linear(dim, dim)
+        self.kv = nn.Linear(kv_dim, 2 * dim)
+        self.out = nn.Linear(dim, dim)
+        self.q_norm = nn.RMSNorm(self.head_dim) if qk_norm else nn.Identity()
+        self.k_norm = nn.RMSNorm(self.head_dim) if qk_norm else nn.Identity()
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        return x.view(x.shape[0], x.shape[1], self.num_heads, self.head_dim).transpose(1, 2)  # [B, H, T, Dh]
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        context: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        rope: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """``x`` ``[B, T, D]``, ``context`` ``[B, S, Dc]`` (self-attention when None) -> ``[B, T, D]``."""
+        q = self.q_norm(self._heads(self.q(x)))
+        k, v = self.kv(x if context is None else context).chunk(2, dim=-1)
+        k, v = self.k_norm(self._heads(k)), self._heads(v)
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        out = attention(q, k, v, mask=key_padding_bias(mask), backend=self.backend)  # [B, H, T, Dh]
+        return self.out(out.transpose(1, 2).reshape(x.shape))
+
+
+class DiTBlock(nn.Module):
+    """Self-attention, cross-attention and feed-forward, modulated by the timestep (6 AdaLN vectors)."""
+
+    def __init__(self, cfg: DiTConfig) -> None:
+        super().__init__()
+        dim = cfg.dim
+        self.norm1 = nn.LayerNorm(dim, elementwise_affine=False)
+        self.attn = Attention(dim, cfg.num_heads, dim, cfg.qk_norm, cfg.attention_backend)
+        self.cross = None
+        if cfg.cross_attention:
+            self.cross_norm = nn.LayerNorm(dim)
+            self.cross = Attention(dim, cfg.num_heads, cfg.cond_dim, cfg.qk_norm, cfg.attention_backend)
+            nn.init.zeros_(self.cross.out.weight)  # the condition path starts as the zero vector
+            nn.init.zeros_(self.cross.out.bias)
+        self.norm2 = nn.LayerNorm(dim, elementwise_affine=False)
+        self.ffn = nn.Sequential(nn.Linear(dim, cfg.ffn_mult * dim), nn.GELU(approximate="tanh"),
+                                 nn.Linear(cfg.ffn_mult * dim, dim))
+        if cfg.adaln_sola:  # low-rank correction of the shared projection
+            self.adaln = nn.Sequential(nn.SiLU(), nn.Linear(dim, cfg.adaln_rank, bias=False),
+                                       nn.Linear(cfg.adaln_rank, 6 * dim, bias=False))
+            nn.init.zeros_(self.adaln[2].weight)
+        else:  # a full AdaLN projection of its own
+            self.adaln = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
+        self.skip = None
+        self.skip_norm = None
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        t_emb: torch.Tensor,
+        shared: torch.Tensor | None,
+        condition: Condition | None,
+        rope: tuple[torch.Tensor, torch.Tensor] | None,
+        skip: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``x`` ``[B, T, D]``, ``t_emb`` ``[B, D]``, ``shared`` ``[B, 6D]`` (SOLA) -> ``[B, T, D]``."""
+        if self.skip is not None and skip is not None:
+            x = self.skip_norm(self.skip(torch.cat([x, skip], dim=-1)))  # U-ViT fusion, then a norm
+        mod = self.adaln(t_emb) if shared is None else shared + self.adaln(t_emb)  # [B, 6D]
+        shift1, scale1, gate1, shift2, scale2, gate2 = mod.chunk(6, dim=-1)
+        x = x + gate1[:, None] * self.attn(modulate(self.norm1(x), shift1, scale1), rope=rope)
+        if self.cross is not None and condition is not None:
+            x = x + self.cross(self.cross_norm(x), condition.embeds, mask=condition.mask)
+        return x + gate2[:, None] * self.ffn(modulate(self.norm2(x), shift2, scale2))
+
+
+class DiT(nn.Module):
+    """Predicts the diffusion target ``[B, D, T]`` from a noisy latent ``[B, D, T]``, timesteps ``[B]`` and a
+    condition (tokens ``[B, S, cond_dim]``)."""
+
+    def __init__(self, config: DiTConfig) -> None:
+        super().__init__()
+        self.config = cfg = config
+        dim = cfg.dim
+        self.proj_in = nn.Linear(cfg.latent_dim, dim)
+        self.time_mlp = nn.Sequential(nn.Linear(dim, dim), nn.SiLU(), nn.Linear(dim, dim))
+        self.shared_adaln = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim)) if cfg.adaln_sola else None
+        self.blocks = nn.ModuleList(DiTBlock(cfg) for _ in range(cfg.num_layers))
+        self.num_skips = cfg.num_layers // 2 if cfg.long_skip else 0
+        for block in self.blocks[cfg.num_layers - self.num_skips:]:  # the second half reads the first half
+            block.skip = nn.Linear(2 * dim, dim)
+            block.skip_norm = nn.LayerNorm(dim)
+        self.norm_out = nn.LayerNorm(dim, elementwise_affine=False)
+        self.adaln_out = nn.Sequential(nn.SiLU(), nn.Linear(dim, 2 * dim))
+        self.proj_out = nn.Linear(dim, cfg.latent_dim)
+
+    def forward(self, x: torch.Tensor, timesteps: torch.Tensor, condition: Condition | None = None) -> torch.Tensor:
+        """``x`` ``[B, D, T]``, ``timesteps`` ``[B]`` (0..num_train_timesteps) -> ``[B, D, T]``."""
+        cfg = self.config
+        h = self.proj_in(x.transpose(1, 2))  # [B, T, dim]
+        t_emb = self.time_mlp(sinusoidal_embedding(timesteps.float(), cfg.dim).to(h.dtype))  # [B, dim]
+        shared = self.shared_adaln(t_emb) if self.shared_adaln is not None else None  # [B, 6 dim]
+        rope = None
+        if cfg.rope:
+            rope = rope_tables(torch.arange(h.shape[1], device=h.device), cfg.dim // cfg.num_heads)
+        skips: list[torch.Tensor] = []
+        first_reader = cfg.num_layers - self.num_skips
+        for index, block in enumerate(self.blocks):
+            skip = skips.pop() if index >= first_reader and skips else None
+            h = block(h, t_emb, shared, condition, rope, skip)
+            if index < self.num_skips:
+                skips.append(h)
+        shift, scale = self.adaln_out(t_emb).chunk(2, dim=-1)
+        return self.proj_out(modulate(self.norm_out(h), shift, scale)).transpose(1, 2)  # [B, D, T]
