@@ -17,7 +17,7 @@ from tokenlm.ldm.dit import DiT, DiTConfig
 SR = 16000
 
 
-def make_ldm(spm_model_path: Path, seed: int = 0, **dit_overrides) -> LDMBackend:
+def make_ldm(spm_model_path: Path, seed: int = 0, timing: bool = False, **dit_overrides) -> LDMBackend:
     """A tiny random diffusion backend: tiny EnCodec latent (32-dim, 50 Hz), SentencePiece text, 3-layer DiT."""
     from conditioners.text.sentencepiece import SentencePieceConditioner
     from tokenlm.codecs import EncodecCodec, tiny_encodec_config
@@ -32,7 +32,12 @@ def make_ldm(spm_model_path: Path, seed: int = 0, **dit_overrides) -> LDMBackend
         dit = DiT(DiTConfig(**{**args, **dit_overrides}))
         for block in dit.blocks:  # give the zero-initialised condition path weights, as training would
             torch.nn.init.normal_(block.cross.out.weight, std=0.2)
-    return LDMBackend(dit, codec, [text], max_duration=2.0, cfg_dropout=0.1).eval()
+        conditioners = [text]
+        if timing:
+            from conditioners.timing import TimingConditioner
+
+            conditioners.append(TimingConditioner("seconds_total", 32, max_seconds=4))
+    return LDMBackend(dit, codec, conditioners, max_duration=2.0, cfg_dropout=0.1).eval()
 
 
 @pytest.fixture()
@@ -219,3 +224,23 @@ def test_demo_ldm_trains_exports_and_generates_from_the_cli(tmp_path, tiny_manif
                  "--mask", "0.1:0.3", "--steps", "3", "--out", str(edited)]) == 0
     assert edited.is_file()
     assert main(["generate", "a tone", "--model", str(export), "--top-k", "5", "--quiet", "--out", str(out)]) == 2
+
+
+def test_timing_conditioning_generates_in_the_window_and_trims(spm_model_path):
+    backend = make_ldm(spm_model_path, timing=True)
+    model = TextToAudio(backend)
+    short = model.generate("a dog", 0.5, steps=3, seed=0).wav
+    assert short.shape == (1, 1, 8000)
+    longer = model.generate("a dog", 1.0, steps=3, seed=0).wav  # same window noise, seconds_total differs
+    assert longer.shape == (1, 1, 16000) and not torch.allclose(short, longer[..., :8000])
+    given = model.generate({"description": "a dog", "seconds_total": 1.0}, 0.5, steps=3, seed=0).wav
+    assert torch.allclose(given, longer[..., :8000], atol=1e-6)  # a given seconds_total is kept
+    # training: each clip's valid length becomes its seconds_total, and the silent padding is trained on
+    batch = {"wav": torch.randn(2, 1, 32000) * 0.1, "mask": torch.zeros(2, 32000, dtype=torch.bool),
+             "attributes": [{"description": "a dog"}, {"description": "a cat"}]}
+    batch["mask"][0, :16000] = True
+    batch["mask"][1] = True
+    latents, frames = backend.training_inputs(batch, torch.device("cpu"))
+    assert [a["seconds_total"] for a in batch["attributes"]] == [1.0, 2.0] and bool(frames.all())
+    loss = backend.compute_loss(latents, frames, batch["attributes"], torch.zeros(2, dtype=torch.bool))["loss"]
+    assert torch.isfinite(loss)

@@ -32,6 +32,9 @@ from tokenlm.ldm.latents import LatentNormalizer
 
 CODEC_DIR = "codec"
 CONDITIONERS_DIR = "conditioners"
+#: with a conditioner for this attribute the backend works as Stable Audio does: every clip fills the fixed
+#: window (padded with silence), the clip's length is a condition, generation runs the window and trims
+TIMING_ATTRIBUTE = "seconds_total"
 
 
 class LDMBackend(nn.Module):
@@ -42,6 +45,8 @@ class LDMBackend(nn.Module):
         codec: gives the continuous latent (``encode_latent`` / ``decode_latent``).
         conditioners: one per attribute; every condition reaches the DiT through cross-attention.
         max_duration: the longest clip generated in one piece (the training window), seconds.
+            With a ``seconds_total`` conditioner (timing conditioning) every clip is generated in this window
+            and trimmed.
         cfg_dropout: condition dropout used in training (0: no CFG possible).
     """
 
@@ -95,6 +100,18 @@ class LDMBackend(nn.Module):
     def attributes(self) -> list[str]:
         return self.conditioning.attributes
 
+    @property
+    def uses_timing(self) -> bool:
+        """True with timing conditioning (a ``seconds_total`` conditioner)."""
+        return TIMING_ATTRIBUTE in self.conditioning.conditioners
+
+    def with_timing(self, attributes: list[dict[str, Any]], seconds: list[float]) -> list[dict[str, Any]]:
+        """The attribute dicts with ``seconds_total`` set to ``seconds`` where the caller did not give it
+        (unchanged without timing conditioning)."""
+        if not self.uses_timing:
+            return attributes
+        return [{TIMING_ATTRIBUTE: float(s), **item} for item, s in zip(attributes, seconds, strict=True)]
+
     # ---------------------------------------------------------------- latents
     @torch.no_grad()
     def encode_audio(self, wav: torch.Tensor) -> torch.Tensor:
@@ -120,11 +137,20 @@ class LDMBackend(nn.Module):
         return sample_mask[:, starts].bool()
 
     def training_inputs(self, batch: dict[str, Any], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """Normalised latents ``[B, D, T]`` and valid frames ``[B, T]`` of a training batch of audio."""
+        """Normalised latents ``[B, D, T]`` and valid frames ``[B, T]`` of a training batch of audio.
+
+        With timing conditioning each item's ``seconds_total`` attribute is set to its clip's valid length
+        (in ``batch["attributes"]``) and every frame of the window is trained on, the silent padding included.
+        """
         if "wav" not in batch:
             raise ValueError("the diffusion backend trains on audio (latents); set data.cache=null")
         latents = self.encode_audio(batch["wav"].to(device))
-        return latents, self._frame_mask(batch["mask"].to(device), latents)
+        frame_mask = self._frame_mask(batch["mask"].to(device), latents)
+        if self.uses_timing:
+            seconds = (batch["mask"].float().sum(dim=-1) / self.sample_rate).tolist()  # [B]
+            batch["attributes"][:] = self.with_timing(batch["attributes"], seconds)
+            frame_mask = torch.ones_like(frame_mask)
+        return latents, frame_mask
 
     # ---------------------------------------------------------------- training
     def condition_tokens(self, attributes: list[dict[str, Any]], null: bool = False) -> Condition | None:
@@ -224,11 +250,14 @@ class LDMBackend(nn.Module):
         seed: int | None = None,
         callback: Callable[[int, int], None] | None = None,
     ) -> torch.Tensor:
-        """Waveform ``[B, C, N]`` of ``duration`` seconds per prompt."""
-        self.conditioning.validate(attributes)
+        """Waveform ``[B, C, N]`` of ``duration`` seconds per prompt (with timing conditioning: the whole window
+        is generated with ``seconds_total = duration``, then trimmed)."""
         self.check_duration(duration)
+        attributes = self.with_timing(attributes, [duration] * len(attributes))
+        self.conditioning.validate(attributes)
         generator = self.generator_for(seed)
-        x = self.initial_noise(len(attributes), self.frames_for(duration), generator)
+        frames = self.frames_for(self.max_duration if self.uses_timing else duration)
+        x = self.initial_noise(len(attributes), frames, generator)
         latent = self.sample_latents(attributes, x, params, generator=generator, callback=callback)
         return self.decode(latent)[..., : round(duration * self.sample_rate)]
 

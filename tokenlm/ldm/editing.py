@@ -128,8 +128,9 @@ def edit(
         raise ValueError("inpainting regenerates the masked spans from noise; strength is for 'style' / 'superres'")
     if mode != "superres" and cutoff_hz is not None:
         raise ValueError(f"cutoff_hz is for mode='superres', not {mode!r}")
-    backend.conditioning.validate(attributes)
     wav, source_rate = load_input(backend, audio, sample_rate, len(attributes))  # [B, C, N]
+    attributes = backend.with_timing(attributes, [wav.shape[-1] / backend.sample_rate] * len(attributes))
+    backend.conditioning.validate(attributes)
     generator = backend.generator_for(seed)
     x0 = backend.encode_audio(wav)  # [B, D, T]
     num_samples = wav.shape[-1]
