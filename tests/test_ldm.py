@@ -124,6 +124,9 @@ def test_generate_is_seeded_and_survives_save_and_load(ldm, tmp_path):
 
 def test_guidance_and_rescale_change_the_output(ldm):
     model = TextToAudio(ldm)
+    calls = []
+    model.generate("a dog", 0.3, steps=4, progress=True, callback=lambda done, total: calls.append((done, total)))
+    assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
     outs = [model.generate("a dog", 0.3, steps=4, seed=0, cfg_coef=c, cfg_rescale=r).wav
             for c, r in ((1.0, 0.0), (5.0, 0.0), (5.0, 0.75))]
     assert not torch.allclose(outs[0], outs[1]) and not torch.allclose(outs[1], outs[2])

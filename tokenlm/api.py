@@ -174,7 +174,9 @@ class TextToAudio:
                         f"{name} belongs to token backends; the {backend.name!r} backend does not take it "
                         "(to edit audio with diffusion use TextToAudio.edit)"
                     )
-            wav = backend.generate_audio(attributes, duration, params, seed=seed, callback=callback)
+            wav = backend.generate_audio(
+                attributes, duration, params, seed=seed, progress=progress, callback=callback
+            )
             return Audio(wav.cpu(), self.sample_rate)
         prompt = self._prompt_codes(prompt_audio, prompt_sample_rate, len(attributes))
         codes = backend.generate_tokens(

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
 from conditioners.base import Condition, Conditioner
 from conditioners.dropout import DropoutDraw
@@ -248,6 +249,7 @@ class LDMBackend(nn.Module):
         params: DiffusionParams,
         *,
         seed: int | None = None,
+        progress: bool = False,
         callback: Callable[[int, int], None] | None = None,
     ) -> torch.Tensor:
         """Waveform ``[B, C, N]`` of ``duration`` seconds per prompt (with timing conditioning: the whole window
@@ -258,7 +260,14 @@ class LDMBackend(nn.Module):
         generator = self.generator_for(seed)
         frames = self.frames_for(self.max_duration if self.uses_timing else duration)
         x = self.initial_noise(len(attributes), frames, generator)
-        latent = self.sample_latents(attributes, x, params, generator=generator, callback=callback)
+        with tqdm(total=params.steps, disable=not progress, desc="diffusion") as bar:
+
+            def step_done(done: int, total: int) -> None:
+                bar.update(1)
+                if callback is not None:
+                    callback(done, total)
+
+            latent = self.sample_latents(attributes, x, params, generator=generator, callback=step_done)
         return self.decode(latent)[..., : round(duration * self.sample_rate)]
 
     # ---------------------------------------------------------------- persistence
