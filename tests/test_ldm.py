@@ -210,8 +210,11 @@ def test_demo_ldm_trains_exports_and_generates_from_the_cli(tmp_path, tiny_manif
     from tokenlm.cli import main
     from tokenlm.train.main import compose_recipe, run
 
-    assert compose_recipe(["recipe=sfx_ldm", "codec.path=/x", "conditioners.0.params.encoder_path=/y",
-                           "data.train=/z"])["backend"] == "ldm"
+    for preset, seconds in (("sfx_ldm", 10.0), ("music_ldm", 30.0)):
+        cfg = compose_recipe([f"recipe={preset}", "codec.path=/x", "conditioners.0.params.encoder_path=/y",
+                              "data.train=/z"])
+        assert cfg["backend"] == "ldm" and cfg["model"]["num_layers"] == 12
+        assert cfg["data"]["segment_duration"] == seconds and cfg["solver"]["cfg_dropout"] == 0.1
     export = run(["recipe=demo_ldm", *tiny_overrides(tmp_path / "run", tiny_manifest, 40)])
     losses = [m["loss"] for m in metrics(tmp_path / "run") if "loss" in m]
     assert len(losses) == 40 and all(torch.isfinite(torch.tensor(losses)))

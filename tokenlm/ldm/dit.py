@@ -103,9 +103,12 @@ class Attention(nn.Module):
 class DiTBlock(nn.Module):
     """Self-attention, cross-attention and feed-forward, modulated by the timestep (6 AdaLN vectors)."""
 
-    def __init__(self, cfg: DiTConfig) -> None:
+    def __init__(self, cfg: DiTConfig, reads_skip: bool = False) -> None:
         super().__init__()
         dim = cfg.dim
+        # U-ViT long skip: this block also reads an earlier block's output, fused by a linear layer and a norm
+        self.skip = nn.Linear(2 * dim, dim) if reads_skip else None
+        self.skip_norm = nn.LayerNorm(dim) if reads_skip else None
         self.norm1 = nn.LayerNorm(dim, elementwise_affine=False)
         self.attn = Attention(dim, cfg.num_heads, dim, cfg.qk_norm, cfg.attention_backend)
         self.cross = None
@@ -123,8 +126,6 @@ class DiTBlock(nn.Module):
             nn.init.zeros_(self.adaln[2].weight)
         else:  # a full AdaLN projection of its own
             self.adaln = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
-        self.skip = None
-        self.skip_norm = None
 
     def forward(
         self,
@@ -157,11 +158,11 @@ class DiT(nn.Module):
         self.proj_in = nn.Linear(cfg.latent_dim, dim)
         self.time_mlp = nn.Sequential(nn.Linear(dim, dim), nn.SiLU(), nn.Linear(dim, dim))
         self.shared_adaln = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim)) if cfg.adaln_sola else None
-        self.blocks = nn.ModuleList(DiTBlock(cfg) for _ in range(cfg.num_layers))
         self.num_skips = cfg.num_layers // 2 if cfg.long_skip else 0
-        for block in self.blocks[cfg.num_layers - self.num_skips:]:  # the second half reads the first half
-            block.skip = nn.Linear(2 * dim, dim)
-            block.skip_norm = nn.LayerNorm(dim)
+        # the last num_skips blocks read the first num_skips blocks' outputs, innermost pairs first
+        self.blocks = nn.ModuleList(
+            DiTBlock(cfg, reads_skip=index >= cfg.num_layers - self.num_skips) for index in range(cfg.num_layers)
+        )
         self.norm_out = nn.LayerNorm(dim, elementwise_affine=False)
         self.adaln_out = nn.Sequential(nn.SiLU(), nn.Linear(dim, 2 * dim))
         self.proj_out = nn.Linear(dim, cfg.latent_dim)

@@ -120,6 +120,10 @@ def build_ldm_backend(
     torch.manual_seed(seed)
     codec = build_codec(cfg["codec"])
     entries = list(cfg["conditioners"] or [])
+    not_cross = {name: route for name, route in routes_of(entries).items() if route != "cross"}
+    if not_cross:
+        raise ValueError(f"the diffusion backend reads every condition through cross-attention; remove the fuse "
+                         f"route(s) {not_cross} from the recipe's conditioners")
     model_cfg = dict(cfg["model"])
     stats_items = int(model_cfg.pop("stats_items", 64))
     dit = DiT(DiTConfig(latent_dim=codec.latent_dim, **model_cfg))
