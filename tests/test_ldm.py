@@ -250,3 +250,31 @@ def test_timing_conditioning_generates_in_the_window_and_trims(spm_model_path):
     assert [a["seconds_total"] for a in batch["attributes"]] == [1.0, 2.0] and bool(frames.all())
     loss = backend.compute_loss(latents, frames, batch["attributes"], torch.zeros(2, dtype=torch.bool))["loss"]
     assert torch.isfinite(loss)
+
+
+def test_masked_latent_training_and_context_inpainting(spm_model_path, tmp_path):
+    with pytest.raises(ValueError, match="needs a DiT with context input"):
+        LDMBackend(tiny_dit(latent_dim=32, cond_dim=32), make_ldm(spm_model_path).codec, mask_prob=0.5)
+    backend = make_ldm(spm_model_path, context=True)
+    x, t = torch.randn(2, 32, 25), torch.tensor([3, 800])
+    known = torch.zeros(2, 25, dtype=torch.bool)
+    known[:, :10] = True
+    context = backend.context_of(x, known)
+    assert context.shape == (2, 33, 25) and torch.equal(context[:, :32, 10:], torch.zeros(2, 32, 15))
+    # the context projection starts at zero: at init the context changes nothing
+    assert torch.equal(backend.dit(x, t, None, context), backend.dit(x, t, None))
+    torch.nn.init.normal_(backend.dit.context_in.weight, std=0.1)
+    assert not torch.allclose(backend.dit(x, t, None, context), backend.dit(x, t, None))
+    backend.mask_prob = 1.0
+    torch.manual_seed(0)
+    drawn = backend.random_context(x)[:, -1]  # [B, T] known mask: one regenerated span per sample
+    assert bool(drawn.any(dim=1).all()) and not bool(drawn.all(dim=1).any())
+    loss = backend.compute_loss(x, torch.ones(2, 25, dtype=torch.bool), [{"description": "a dog"}] * 2,
+                                torch.zeros(2, dtype=torch.bool))["loss"]
+    loss.backward()
+    assert torch.isfinite(loss) and backend.dit.context_in.weight.grad is not None
+    wav = torch.randn(1, 1, 16000) * 0.1
+    model = TextToAudio.from_pretrained(TextToAudio(backend.eval()).save_pretrained(tmp_path / "ckpt"))
+    assert model.backend.mask_prob == 1.0 and model.backend.dit.config.context
+    out = model.edit("a dog", wav, sample_rate=SR, mode="inpaint", mask=(0.2, 0.6), steps=3, seed=0).wav
+    assert torch.equal(out[..., :3200], wav[..., :3200]) and torch.equal(out[..., 9600:], wav[..., 9600:])

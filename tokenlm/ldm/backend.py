@@ -49,6 +49,8 @@ class LDMBackend(nn.Module):
             With a ``seconds_total`` conditioner (timing conditioning) every clip is generated in this window
             and trimmed.
         cfg_dropout: condition dropout used in training (0: no CFG possible).
+        mask_prob: masked-latent training: the probability that a training sample gets a random span to
+            regenerate with the rest of its latent given as clean context (needs ``DiTConfig.context``).
     """
 
     name = "ldm"
@@ -62,6 +64,7 @@ class LDMBackend(nn.Module):
         *,
         max_duration: float = 10.0,
         cfg_dropout: float = 0.1,
+        mask_prob: float = 0.0,
     ) -> None:
         super().__init__()
         cfg = dit.config
@@ -78,6 +81,11 @@ class LDMBackend(nn.Module):
         if max_duration <= 0:
             raise ValueError(f"max_duration must be > 0 seconds, got {max_duration}")
         self.max_duration, self.cfg_dropout = float(max_duration), float(cfg_dropout)
+        if not 0 <= mask_prob <= 1:
+            raise ValueError(f"mask_prob must be in [0, 1], got {mask_prob}")
+        if mask_prob > 0 and not cfg.context:
+            raise ValueError("masked-latent training (mask_prob > 0) needs a DiT with context input (context=True)")
+        self.mask_prob = float(mask_prob)
         self.normalizer = LatentNormalizer(cfg.latent_dim)
 
     # ---------------------------------------------------------------- properties
@@ -184,11 +192,32 @@ class LDMBackend(nn.Module):
         t = torch.randint(0, NUM_TRAIN_TIMESTEPS, (latents.shape[0],), device=latents.device)  # [B]
         noise = torch.randn_like(latents)
         noisy = scheduler.add_noise(latents, noise, t)
-        prediction = self.dit(noisy, t, condition)  # [B, D, T]
+        context = self.random_context(latents) if self.dit.config.context else None  # [B, D + 1, T]
+        prediction = self.dit(noisy, t, condition, context)  # [B, D, T]
         error = F.mse_loss(prediction.float(), v_target(scheduler, latents, noise, t).float(), reduction="none")
         weights = frame_mask.to(error.dtype)[:, None].expand_as(error)
         mse = (error * weights).sum() / weights.sum().clamp(min=1)
         return {"loss": mse, "mse": mse.detach()}
+
+    @staticmethod
+    def context_of(latents: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+        """Clean context ``[B, D + 1, T]``: the latent ``[B, D, T]`` on the known frames ``[B, T]`` (zero
+        elsewhere) and the known mask as a last channel."""
+        known = known.to(latents.dtype)[:, None]  # [B, 1, T]
+        return torch.cat([latents * known, known], dim=1)
+
+    def random_context(self, latents: torch.Tensor) -> torch.Tensor:
+        """Masked-latent training context: with probability ``mask_prob`` a sample regenerates one random span
+        (10% to 90% of its frames) and knows the rest; other samples know nothing."""
+        batch, _, frames = latents.shape
+        known = torch.zeros(batch, frames, dtype=torch.bool, device=latents.device)  # [B, T]
+        chosen = torch.rand(batch) < self.mask_prob
+        for row in chosen.nonzero().flatten().tolist():
+            length = max(1, round(frames * float(torch.empty(1).uniform_(0.1, 0.9))))
+            start = int(torch.randint(0, frames - length + 1, (1,)))
+            known[row] = True
+            known[row, start: start + length] = False
+        return self.context_of(latents, known)
 
     def trainable_modules(self) -> nn.ModuleDict:
         """What the optimiser trains: the DiT and the conditioners (the codec and latent statistics stay fixed)."""
@@ -234,11 +263,19 @@ class LDMBackend(nn.Module):
         generator: torch.Generator | None = None,
         after_step: Callable[[torch.Tensor, int, int], torch.Tensor] | None = None,
         callback: Callable[[int, int], None] | None = None,
+        context: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Denoise ``x`` ``[B, D, T]`` from sampler step ``start`` under the prompts' conditions."""
+        """Denoise ``x`` ``[B, D, T]`` from sampler step ``start`` under the prompts' conditions (and a clean
+        ``context`` ``[B, D + 1, T]`` for a DiT that reads one)."""
         cond = self.condition_tokens(attributes)
         null = self.condition_tokens(attributes, null=True) if params.uses_cfg and cond is not None else None
-        return denoise(self.dit, x, cond, null, params, start=start, generator=generator, after_step=after_step,
+        model = self.dit
+        if context is not None:
+
+            def model(x: torch.Tensor, t: torch.Tensor, c: Condition | None) -> torch.Tensor:
+                return self.dit(x, t, c, context.repeat(x.shape[0] // context.shape[0], 1, 1))  # CFG: 2B rows
+
+        return denoise(model, x, cond, null, params, start=start, generator=generator, after_step=after_step,
                        callback=callback)
 
     @torch.no_grad()
@@ -277,6 +314,7 @@ class LDMBackend(nn.Module):
             "dit": self.dit.config.to_dict(),
             "max_duration": self.max_duration,
             "cfg_dropout": self.cfg_dropout,
+            "mask_prob": self.mask_prob,
             "codec": {**self.codec.config(), "path": CODEC_DIR},
             "conditioners": [
                 {"attribute": name, "kind": c.kind, "config": c.config(), "assets": f"{CONDITIONERS_DIR}/{name}"}
@@ -316,7 +354,8 @@ class LDMBackend(nn.Module):
                 entries = config.get("conditioners", [])
                 conditioners = [build_conditioner(e["kind"], e["config"], directory / e["assets"]) for e in entries]
                 backend = cls(DiT(DiTConfig.from_dict(config["dit"])), codec, conditioners,
-                              max_duration=config["max_duration"], cfg_dropout=config.get("cfg_dropout", 0.0))
+                              max_duration=config["max_duration"], cfg_dropout=config.get("cfg_dropout", 0.0),
+                              mask_prob=config.get("mask_prob", 0.0))
         except KeyError as error:
             raise CheckpointError(f"{str(directory / 'config.json')!r} lacks the entry {error}") from error
         load_weights(backend._weights_module(), directory / WEIGHTS_NAME)

@@ -29,6 +29,8 @@ class DiTConfig:
         dim: transformer width; cond_dim: width of the condition tokens.
         adaln_rank: rank of the per-block AdaLN-SOLA correction.
         adaln_sola, long_skip, rope, qk_norm, cross_attention: switch each EzAudio choice on or off.
+        context: the DiT also reads a clean-context input (known latent frames and their mask) for
+            masked-latent training and inpainting.
     """
 
     latent_dim: int
@@ -43,6 +45,7 @@ class DiTConfig:
     rope: bool = True
     qk_norm: bool = True
     cross_attention: bool = True
+    context: bool = False
     attention_backend: str = "sdpa"
 
     def __post_init__(self) -> None:
@@ -156,6 +159,11 @@ class DiT(nn.Module):
         self.config = cfg = config
         dim = cfg.dim
         self.proj_in = nn.Linear(cfg.latent_dim, dim)
+        # the clean context (known latent [D] + known mask [1]) enters through a zero-initialised projection
+        self.context_in = nn.Linear(cfg.latent_dim + 1, dim) if cfg.context else None
+        if self.context_in is not None:
+            nn.init.zeros_(self.context_in.weight)
+            nn.init.zeros_(self.context_in.bias)
         self.time_mlp = nn.Sequential(nn.Linear(dim, dim), nn.SiLU(), nn.Linear(dim, dim))
         self.shared_adaln = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim)) if cfg.adaln_sola else None
         self.num_skips = cfg.num_layers // 2 if cfg.long_skip else 0
@@ -167,10 +175,21 @@ class DiT(nn.Module):
         self.adaln_out = nn.Sequential(nn.SiLU(), nn.Linear(dim, 2 * dim))
         self.proj_out = nn.Linear(dim, cfg.latent_dim)
 
-    def forward(self, x: torch.Tensor, timesteps: torch.Tensor, condition: Condition | None = None) -> torch.Tensor:
-        """``x`` ``[B, D, T]``, ``timesteps`` ``[B]`` (0..num_train_timesteps) -> ``[B, D, T]``."""
+    def forward(
+        self,
+        x: torch.Tensor,
+        timesteps: torch.Tensor,
+        condition: Condition | None = None,
+        context: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``x`` ``[B, D, T]``, ``timesteps`` ``[B]`` (0..num_train_timesteps), ``context`` ``[B, D + 1, T]``
+        (known latent, zero elsewhere, and the known-frame mask; None = nothing known) -> ``[B, D, T]``."""
         cfg = self.config
         h = self.proj_in(x.transpose(1, 2))  # [B, T, dim]
+        if context is not None and self.context_in is None:
+            raise ValueError("this DiT was built without context input (DiTConfig.context=False)")
+        if self.context_in is not None and context is not None:
+            h = h + self.context_in(context.transpose(1, 2).to(h.dtype))
         t_emb = self.time_mlp(sinusoidal_embedding(timesteps.float(), cfg.dim).to(h.dtype))  # [B, dim]
         shared = self.shared_adaln(t_emb) if self.shared_adaln is not None else None  # [B, 6 dim]
         rope = None

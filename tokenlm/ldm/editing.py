@@ -86,7 +86,8 @@ def inpaint_latent(
     params: DiffusionParams, generator: torch.Generator | None,
 ) -> torch.Tensor:
     """Regenerate the frames ``regenerate`` ``[T]`` (bool) of ``x0`` ``[B, D, T]``; after every step the known
-    frames are re-imposed at the next step's noise level, and exactly at the end."""
+    frames are re-imposed at the next step's noise level, and exactly at the end. A DiT trained with masked
+    latents also reads the known frames as clean context."""
     noise = backend.initial_noise(x0.shape[0], x0.shape[-1], generator)
     forward = make_scheduler("ddim")
     keep = ~regenerate.to(x0.device)[None, None]  # [1, 1, T]
@@ -96,7 +97,10 @@ def inpaint_latent(
         return torch.where(keep, known, x)
 
     x = impose(noise, -1, int(forward.config.num_train_timesteps) - 1)
-    return backend.sample_latents(attributes, x, params, generator=generator, after_step=impose)
+    context = None
+    if backend.dit.config.context:
+        context = backend.context_of(x0, keep[0].expand(x0.shape[0], -1))  # [B, D + 1, T]
+    return backend.sample_latents(attributes, x, params, generator=generator, after_step=impose, context=context)
 
 
 def edit(

@@ -126,12 +126,13 @@ def build_ldm_backend(
                          f"route(s) {not_cross} from the recipe's conditioners")
     model_cfg = dict(cfg["model"])
     stats_items = int(model_cfg.pop("stats_items", 64))
+    mask_prob = float(model_cfg.pop("mask_prob", 0.0))
     dit = DiT(DiTConfig(latent_dim=codec.latent_dim, **model_cfg))
     conditioners = [build_conditioner(e, dit.config.cond_dim, captions, work_dir, values_of) for e in entries]
     data = cfg["data"]
     backend = LDMBackend(
         dit, codec, conditioners, max_duration=float(data["segment_duration"]),
-        cfg_dropout=float(cfg["solver"]["cfg_dropout"]),
+        cfg_dropout=float(cfg["solver"]["cfg_dropout"]), mask_prob=mask_prob,
     )
     train = data["train"] if isinstance(data["train"], list) else [data["train"]]
     dataset = AudioSegmentDataset(
