@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,30 +14,18 @@ from tqdm.auto import tqdm
 from conditioners.base import Condition, Conditioner
 from conditioners.dropout import DropoutDraw
 from conditioners.provider import ConditioningProvider
-from conditioners.registry import build_conditioner
-from tokenlm.codecs import Codec, load_codec
-from tokenlm.common.checkpoint import (
-    WEIGHTS_NAME,
-    CheckpointError,
-    check_format,
-    load_weights,
-    read_config,
-    save_weights,
-    write_config,
-)
-from tokenlm.common.hf import quiet_hf_loading
+from tokenlm.codecs import Codec
+from tokenlm.common.backend import Backend, load_components
 from tokenlm.ldm.diffusion import NUM_TRAIN_TIMESTEPS, DiffusionParams, denoise, make_scheduler, v_target
 from tokenlm.ldm.dit import DiT, DiTConfig
 from tokenlm.ldm.latents import LatentNormalizer
 
-CODEC_DIR = "codec"
-CONDITIONERS_DIR = "conditioners"
 #: with a conditioner for this attribute the backend works as Stable Audio does: every clip fills the fixed
 #: window (padded with silence), the clip's length is a condition, generation runs the window and trims
 TIMING_ATTRIBUTE = "seconds_total"
 
 
-class LDMBackend(nn.Module):
+class LDMBackend(Backend):
     """Text (and metadata) to audio by latent diffusion.
 
     Args:
@@ -89,26 +76,6 @@ class LDMBackend(nn.Module):
         self.normalizer = LatentNormalizer(cfg.latent_dim)
 
     # ---------------------------------------------------------------- properties
-    @property
-    def device(self) -> torch.device:
-        return next(self.dit.parameters()).device
-
-    @property
-    def sample_rate(self) -> int:
-        return self.codec.sample_rate
-
-    @property
-    def channels(self) -> int:
-        return self.codec.channels
-
-    @property
-    def frame_rate(self) -> float:
-        return self.codec.frame_rate
-
-    @property
-    def attributes(self) -> list[str]:
-        return self.conditioning.attributes
-
     @property
     def uses_timing(self) -> bool:
         """True with timing conditioning (a ``seconds_total`` conditioner)."""
@@ -227,15 +194,8 @@ class LDMBackend(nn.Module):
     def make_sampling(self, given: dict[str, Any]) -> DiffusionParams:
         """The sampling parameters from the ones the caller gave (the rest take their defaults)."""
         params = DiffusionParams(**given)
-        if params.uses_cfg and self.cfg_dropout == 0 and self.conditioning.attributes:
-            raise ValueError(
-                f"cfg_coef={params.cfg_coef} needs a model trained with condition dropout, and this one was "
-                "trained without (cfg_dropout=0); use cfg_coef=1"
-            )
+        self.check_guidance(params.cfg_coef)
         return params
-
-    def frames_for(self, seconds: float) -> int:
-        return max(1, math.ceil(seconds * self.frame_rate))
 
     def check_duration(self, duration: float) -> None:
         if duration > self.max_duration + 1e-9:
@@ -308,58 +268,21 @@ class LDMBackend(nn.Module):
         return self.decode(latent)[..., : round(duration * self.sample_rate)]
 
     # ---------------------------------------------------------------- persistence
-    def config(self) -> dict[str, Any]:
+    def model_config(self) -> dict[str, Any]:
         return {
-            "backend": self.name,
             "dit": self.dit.config.to_dict(),
             "max_duration": self.max_duration,
             "cfg_dropout": self.cfg_dropout,
             "mask_prob": self.mask_prob,
-            "codec": {**self.codec.config(), "path": CODEC_DIR},
-            "conditioners": [
-                {"attribute": name, "kind": c.kind, "config": c.config(), "assets": f"{CONDITIONERS_DIR}/{name}"}
-                for name, c in self.conditioning.conditioners.items()
-            ],
         }
 
-    def _weights_module(self) -> nn.Module:
+    def weights_module(self) -> nn.Module:
         """Everything in ``model.safetensors``: DiT, conditioners and latent statistics."""
         return nn.ModuleDict({"dit": self.dit, "conditioning": self.conditioning, "normalizer": self.normalizer})
 
-    def save_pretrained(self, directory: str | Path) -> Path:
-        """Write the checkpoint folder: config.json, model.safetensors, codec/ and conditioner assets."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        self.codec.save_pretrained(directory / CODEC_DIR)
-        for name, conditioner in self.conditioning.conditioners.items():
-            asset_dir = directory / CONDITIONERS_DIR / name
-            asset_dir.mkdir(parents=True, exist_ok=True)
-            conditioner.save_assets(asset_dir)
-        save_weights(self._weights_module(), directory / WEIGHTS_NAME)
-        write_config(directory, self.config())
-        return directory
-
     @classmethod
-    def from_pretrained(cls, directory: str | Path, device: str | torch.device | None = None) -> LDMBackend:
-        """Load a checkpoint folder written by :meth:`save_pretrained`."""
-        directory = Path(directory)
-        config = read_config(directory)
-        check_format(config, directory)
-        if config.get("backend") != cls.name:
-            raise CheckpointError(f"{str(directory)!r} holds backend {config.get('backend')!r}, not {cls.name!r}")
-        try:
-            with quiet_hf_loading():
-                codec_config = config["codec"]
-                codec = load_codec(directory / codec_config.get("path", CODEC_DIR), codec_config)
-                entries = config.get("conditioners", [])
-                conditioners = [build_conditioner(e["kind"], e["config"], directory / e["assets"]) for e in entries]
-                backend = cls(DiT(DiTConfig.from_dict(config["dit"])), codec, conditioners,
-                              max_duration=config["max_duration"], cfg_dropout=config.get("cfg_dropout", 0.0),
-                              mask_prob=config.get("mask_prob", 0.0))
-        except KeyError as error:
-            raise CheckpointError(f"{str(directory / 'config.json')!r} lacks the entry {error}") from error
-        load_weights(backend._weights_module(), directory / WEIGHTS_NAME)
-        backend.eval()
-        if device is not None:
-            backend.to(device)
-        return backend
+    def build_from_config(cls, config: dict[str, Any], directory: Path) -> LDMBackend:
+        """The architecture described by ``config`` (codec weights included, DiT weights not yet loaded)."""
+        codec, conditioners, _ = load_components(config, directory)  # diffusion reads every condition by cross
+        return cls(DiT(DiTConfig.from_dict(config["dit"])), codec, conditioners, max_duration=config["max_duration"],
+                   cfg_dropout=config.get("cfg_dropout", 0.0), mask_prob=config.get("mask_prob", 0.0))

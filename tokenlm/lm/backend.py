@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,29 +11,16 @@ from torch import nn
 
 from conditioners.base import Conditioner
 from conditioners.provider import ConditioningProvider
-from conditioners.registry import build_conditioner
-from tokenlm.codecs import Codec, load_codec
-from tokenlm.common.checkpoint import (
-    WEIGHTS_NAME,
-    CheckpointError,
-    check_format,
-    load_weights,
-    read_config,
-    save_weights,
-    write_config,
-)
+from tokenlm.codecs import Codec
+from tokenlm.common.backend import Backend, load_components
 from tokenlm.common.device import available_memory, compute_dtype
-from tokenlm.common.hf import quiet_hf_loading
 from tokenlm.lm.generate import generate_codes
 from tokenlm.lm.model import LMConfig, LMModel
 from tokenlm.lm.patterns import build_pattern
 from tokenlm.lm.sampling import SamplingParams
 
-CODEC_DIR = "codec"
-CONDITIONERS_DIR = "conditioners"
 
-
-class LMBackend(nn.Module):
+class LMBackend(Backend):
     """Text (and metadata) to codec tokens with a transformer LM; tokens to audio with the codec.
 
     Args:
@@ -99,43 +85,12 @@ class LMBackend(nn.Module):
         self.cfg_dropout = float(cfg_dropout)
 
     # ---------------------------------------------------------------- properties
-    @property
-    def device(self) -> torch.device:
-        return next(self.lm.parameters()).device
-
-    @property
-    def sample_rate(self) -> int:
-        return self.codec.sample_rate
-
-    @property
-    def channels(self) -> int:
-        return self.codec.channels
-
-    @property
-    def frame_rate(self) -> float:
-        return self.codec.frame_rate
-
-    @property
-    def attributes(self) -> list[str]:
-        return self.conditioning.attributes
-
     # ---------------------------------------------------------------- generation
     def make_sampling(self, given: dict[str, Any]) -> SamplingParams:
         """The sampling parameters from the ones the caller gave (the rest keep the LM defaults)."""
         params = SamplingParams(**given)
-        self.check_sampling(params)
+        self.check_guidance(params.cfg_coef)
         return params
-
-    def check_sampling(self, params: SamplingParams) -> None:
-        """Refuse guidance on a model that never learnt an unconditional mode."""
-        if params.uses_cfg and self.cfg_dropout == 0 and self.conditioning.attributes:
-            raise ValueError(
-                f"cfg_coef={params.cfg_coef} needs a model trained with condition dropout, and this one was "
-                "trained without (cfg_dropout=0); use cfg_coef=1"
-            )
-
-    def frames_for(self, seconds: float) -> int:
-        return max(1, math.ceil(seconds * self.frame_rate))
 
     @torch.no_grad()
     def generate_tokens(
@@ -151,7 +106,7 @@ class LMBackend(nn.Module):
         callback: Callable[[int, int], None] | None = None,
     ) -> torch.Tensor:
         """Codes ``[B, K, T]`` for ``duration`` seconds (prompt codes ``[B, K, Tp]`` are continued)."""
-        self.check_sampling(params)
+        self.check_guidance(params.cfg_coef)
         self.conditioning.validate(attributes)
         total = self.frames_for(duration)
         window = self.frames_for(self.max_duration)
@@ -214,72 +169,24 @@ class LMBackend(nn.Module):
         return self.codec.encode(wav.to(self.device))
 
     # ---------------------------------------------------------------- persistence
-    def config(self) -> dict[str, Any]:
+    def model_config(self) -> dict[str, Any]:
         return {
-            "backend": self.name,
             "lm": self.lm.config.to_dict(),
             "pattern": {"kind": self.pattern_kind, "delays": self.delays},
             "max_duration": self.max_duration,
             "extend_stride": self.extend_stride,
             "cfg_dropout": self.cfg_dropout,
-            "codec": {**self.codec.config(), "path": CODEC_DIR},
-            "conditioners": [
-                {
-                    "attribute": name,
-                    "kind": conditioner.kind,
-                    "config": conditioner.config(),
-                    "assets": f"{CONDITIONERS_DIR}/{name}",
-                    "fuse": self.conditioning.routes[name],
-                }
-                for name, conditioner in self.conditioning.conditioners.items()
-            ],
         }
 
-    def _weights_module(self) -> nn.Module:
+    def weights_module(self) -> nn.Module:
         """Everything saved in ``model.safetensors``: the LM and the conditioners (the codec has its own folder)."""
         return nn.ModuleDict({"lm": self.lm, "conditioning": self.conditioning})
 
-    def save_pretrained(self, directory: str | Path) -> Path:
-        """Write the checkpoint folder: config.json, model.safetensors, codec/ and conditioner assets."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        self.codec.save_pretrained(directory / CODEC_DIR)
-        for name, conditioner in self.conditioning.conditioners.items():
-            asset_dir = directory / CONDITIONERS_DIR / name
-            asset_dir.mkdir(parents=True, exist_ok=True)
-            conditioner.save_assets(asset_dir)
-        save_weights(self._weights_module(), directory / WEIGHTS_NAME)
-        write_config(directory, self.config())  # last: a folder with config.json is complete
-        return directory
-
     @classmethod
-    def from_pretrained(cls, directory: str | Path, device: str | torch.device | None = None) -> LMBackend:
-        """Load a checkpoint folder written by :meth:`save_pretrained`."""
-        directory = Path(directory)
-        config = read_config(directory)
-        check_format(config, directory)
-        if config.get("backend") != cls.name:
-            raise CheckpointError(f"{str(directory)!r} holds backend {config.get('backend')!r}, not {cls.name!r}")
-        try:
-            with quiet_hf_loading():
-                backend = cls._build_from_config(config, directory)
-        except KeyError as error:
-            raise CheckpointError(f"{str(directory / 'config.json')!r} lacks the entry {error}") from error
-        load_weights(backend._weights_module(), directory / WEIGHTS_NAME)
-        backend.eval()
-        if device is not None:
-            backend.to(device)
-        return backend
-
-    @classmethod
-    def _build_from_config(cls, config: dict[str, Any], directory: Path) -> LMBackend:
+    def build_from_config(cls, config: dict[str, Any], directory: Path) -> LMBackend:
         """The architecture described by ``config`` (codec weights included, LM weights not yet loaded)."""
         lm = LMModel(LMConfig.from_dict(config["lm"]))
-        codec_config = config["codec"]
-        codec = load_codec(directory / codec_config.get("path", CODEC_DIR), codec_config)
-        entries = config.get("conditioners", [])
-        conditioners = [build_conditioner(e["kind"], e["config"], directory / e["assets"]) for e in entries]
-        routes = {c.attribute: e.get("fuse", "cross") for c, e in zip(conditioners, entries, strict=True)}
+        codec, conditioners, routes = load_components(config, directory)
         pattern = config.get("pattern", {})
         backend = cls(
             lm, codec, conditioners, routes=routes, pattern=pattern.get("kind", "delay"), delays=pattern.get("delays"),

@@ -1,0 +1,149 @@
+"""What every generation backend shares: a codec, a conditioning provider and the checkpoint folder."""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from conditioners.base import Conditioner
+from conditioners.provider import ConditioningProvider
+from conditioners.registry import build_conditioner
+from tokenlm.codecs import Codec, load_codec
+from tokenlm.common.checkpoint import (
+    WEIGHTS_NAME,
+    CheckpointError,
+    check_format,
+    load_weights,
+    read_config,
+    save_weights,
+    write_config,
+)
+from tokenlm.common.hf import quiet_hf_loading
+
+CODEC_DIR = "codec"
+CONDITIONERS_DIR = "conditioners"
+
+
+class Backend(nn.Module, ABC):
+    """Base of the LM and diffusion backends.
+
+    Subclasses set :attr:`name`, :attr:`codec`, :attr:`conditioning` and :attr:`cfg_dropout`, and implement
+    :meth:`model_config` (their part of ``config.json``), :meth:`weights_module` (what ``model.safetensors``
+    holds) and :meth:`build_from_config` (the architecture of a saved folder, weights not loaded).
+    """
+
+    name = ""
+    codec: Codec
+    conditioning: ConditioningProvider
+    cfg_dropout: float
+
+    # ---------------------------------------------------------------- properties
+    @property
+    def device(self) -> torch.device:
+        return next(self.weights_module().parameters()).device
+
+    @property
+    def sample_rate(self) -> int:
+        return self.codec.sample_rate
+
+    @property
+    def channels(self) -> int:
+        return self.codec.channels
+
+    @property
+    def frame_rate(self) -> float:
+        return self.codec.frame_rate
+
+    @property
+    def attributes(self) -> list[str]:
+        return self.conditioning.attributes
+
+    def frames_for(self, seconds: float) -> int:
+        """Codec frames covering ``seconds`` of audio (at least one)."""
+        return max(1, math.ceil(seconds * self.frame_rate))
+
+    def check_guidance(self, cfg_coef: float) -> None:
+        """Refuse guidance on a model that never learnt an unconditional mode."""
+        if cfg_coef != 1.0 and self.cfg_dropout == 0 and self.conditioning.attributes:
+            raise ValueError(
+                f"cfg_coef={cfg_coef} needs a model trained with condition dropout, and this one was "
+                "trained without (cfg_dropout=0); use cfg_coef=1"
+            )
+
+    # ---------------------------------------------------------------- persistence
+    @abstractmethod
+    def model_config(self) -> dict[str, Any]:
+        """The backend's own entries of ``config.json``."""
+
+    @abstractmethod
+    def weights_module(self) -> nn.Module:
+        """Everything saved in ``model.safetensors`` (the codec has its own folder)."""
+
+    @classmethod
+    @abstractmethod
+    def build_from_config(cls, config: dict[str, Any], directory: Path) -> Backend:
+        """The architecture described by a saved ``config`` (codec weights loaded, model weights not yet)."""
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "backend": self.name,
+            **self.model_config(),
+            "codec": {**self.codec.config(), "path": CODEC_DIR},
+            "conditioners": [
+                {
+                    "attribute": name,
+                    "kind": conditioner.kind,
+                    "config": conditioner.config(),
+                    "assets": f"{CONDITIONERS_DIR}/{name}",
+                    "fuse": self.conditioning.routes[name],
+                }
+                for name, conditioner in self.conditioning.conditioners.items()
+            ],
+        }
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write the checkpoint folder: config.json, model.safetensors, codec/ and conditioner assets."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.codec.save_pretrained(directory / CODEC_DIR)
+        for name, conditioner in self.conditioning.conditioners.items():
+            asset_dir = directory / CONDITIONERS_DIR / name
+            asset_dir.mkdir(parents=True, exist_ok=True)
+            conditioner.save_assets(asset_dir)
+        save_weights(self.weights_module(), directory / WEIGHTS_NAME)
+        write_config(directory, self.config())  # last: a folder with config.json is complete
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device | None = None) -> Backend:
+        """Load a checkpoint folder written by :meth:`save_pretrained`."""
+        directory = Path(directory)
+        config = read_config(directory)
+        check_format(config, directory)
+        if config.get("backend") != cls.name:
+            raise CheckpointError(f"{str(directory)!r} holds backend {config.get('backend')!r}, not {cls.name!r}")
+        try:
+            with quiet_hf_loading():
+                backend = cls.build_from_config(config, directory)
+        except KeyError as error:
+            raise CheckpointError(f"{str(directory / 'config.json')!r} lacks the entry {error}") from error
+        load_weights(backend.weights_module(), directory / WEIGHTS_NAME)
+        backend.eval()
+        if device is not None:
+            backend.to(device)
+        return backend
+
+
+def load_components(config: dict[str, Any], directory: Path) -> tuple[Codec, list[Conditioner], dict[str, str]]:
+    """The codec, the conditioners and their routes of a saved checkpoint folder."""
+    codec_config = config["codec"]
+    codec = load_codec(directory / codec_config.get("path", CODEC_DIR), codec_config)
+    entries = config.get("conditioners", [])
+    conditioners = [build_conditioner(e["kind"], e["config"], directory / e["assets"]) for e in entries]
+    routes = {c.attribute: e.get("fuse", "cross") for c, e in zip(conditioners, entries, strict=True)}
+    return codec, conditioners, routes
