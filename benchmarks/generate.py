@@ -29,12 +29,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import musicgen_reference as reference
 import torch
 import transformers
-from transformers import DynamicCache, EncoderDecoderCache, MusicgenDecoderConfig, MusicgenForCausalLM
+from transformers import DynamicCache, EncoderDecoderCache, MusicgenForCausalLM
 
 from conditioners.base import Condition
-from tokenlm.convert.musicgen_hf import lm_from_musicgen_decoder
 from tokenlm.lm.generate import generate_codes
 from tokenlm.lm.model import LMConfig, LMModel
 from tokenlm.lm.patterns import build_pattern
@@ -86,27 +86,13 @@ class Timing:
 
 
 def build_hf(size: Size, seed: int = 0) -> MusicgenForCausalLM:
-    """A randomly initialised, bias-free MusicGen decoder of ``size`` (SDPA attention, no dropout)."""
-    torch.manual_seed(seed)
-    config = MusicgenDecoderConfig(
-        vocab_size=CARDINALITY,
-        num_codebooks=NUM_CODEBOOKS,
-        hidden_size=size.dim,
-        num_hidden_layers=size.layers,
-        num_attention_heads=size.heads,
-        ffn_dim=size.ffn,
-        activation_function="gelu",
-        dropout=0.0,
-        attention_dropout=0.0,
-        activation_dropout=0.0,
-        attn_implementation="sdpa",
-    )
-    return MusicgenForCausalLM(config).eval()
+    """The reference decoder of ``size`` (eval mode)."""
+    return reference.build_hf(size.dim, size.layers, size.heads, size.ffn, NUM_CODEBOOKS, CARDINALITY, seed).eval()
 
 
 def lm_from_hf(hf: MusicgenForCausalLM) -> LMModel:
-    """An :class:`LMModel` holding a copy of the weights of the transformers MusicGen decoder ``hf``."""
-    return lm_from_musicgen_decoder(hf).eval()
+    """tokenlm's LM with the weights of ``hf`` (eval mode)."""
+    return reference.lm_from_hf(hf).eval()
 
 
 @torch.no_grad()

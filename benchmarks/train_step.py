@@ -35,14 +35,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import musicgen_reference as reference
 import torch
 import transformers
 from torch.profiler import record_function
-from transformers import MusicgenDecoderConfig, MusicgenForCausalLM
+from transformers import MusicgenForCausalLM
 
 from conditioners.base import Condition, Conditioner
 from conditioners.provider import ConditioningProvider
-from tokenlm.convert.musicgen_hf import lm_from_musicgen_decoder
 from tokenlm.lm.losses import codebook_cross_entropy
 from tokenlm.lm.model import LMModel
 from tokenlm.lm.objective import LMObjective, lm_loss
@@ -119,28 +119,13 @@ class StepTimes:
 
 
 def build_hf(size: Size, seed: int = 0) -> MusicgenForCausalLM:
-    """A randomly initialised, bias-free MusicGen decoder of ``size`` in train mode (SDPA attention, dropout 0)."""
-    torch.manual_seed(seed)
-    config = MusicgenDecoderConfig(
-        vocab_size=CARDINALITY,
-        num_codebooks=NUM_CODEBOOKS,
-        hidden_size=size.dim,
-        num_hidden_layers=size.layers,
-        num_attention_heads=size.heads,
-        ffn_dim=size.ffn,
-        activation_function="gelu",
-        dropout=0.0,
-        attention_dropout=0.0,
-        activation_dropout=0.0,
-        layerdrop=0.0,
-        attn_implementation="sdpa",
-    )
-    return MusicgenForCausalLM(config).train()
+    """The reference decoder of ``size`` (train mode)."""
+    return reference.build_hf(size.dim, size.layers, size.heads, size.ffn, NUM_CODEBOOKS, CARDINALITY, seed).train()
 
 
 def lm_from_hf(hf: MusicgenForCausalLM) -> LMModel:
-    """An :class:`LMModel` (train mode, dropout 0) holding a copy of the weights of the MusicGen decoder ``hf``."""
-    return lm_from_musicgen_decoder(hf).train()
+    """tokenlm's LM with the weights of ``hf`` (train mode)."""
+    return reference.lm_from_hf(hf).train()
 
 
 def hf_optimizer(hf: MusicgenForCausalLM, like: torch.optim.Optimizer) -> torch.optim.Optimizer:
@@ -157,8 +142,8 @@ def hf_optimizer(hf: MusicgenForCausalLM, like: torch.optim.Optimizer) -> torch.
     decay["params"] = [p for p in decay["params"] if id(p) not in tables]
     if len(like.param_groups) != len(groups):
         raise RuntimeError(f"tokenlm's optimiser has {len(like.param_groups)} parameter groups, expected {len(groups)}")
-    for group, reference in zip(groups, like.param_groups, strict=True):
-        group["weight_decay"] = reference["weight_decay"]
+    for group, ours in zip(groups, like.param_groups, strict=True):
+        group["weight_decay"] = ours["weight_decay"]
     accepted = inspect.signature(type(like).__init__).parameters
     settings = {name: value for name, value in like.defaults.items() if name in accepted and name != "params"}
     return type(like)(groups, **settings)
