@@ -278,3 +278,25 @@ def test_masked_latent_training_and_context_inpainting(spm_model_path, tmp_path)
     assert model.backend.mask_prob == 1.0 and model.backend.dit.config.context
     out = model.edit("a dog", wav, sample_rate=SR, mode="inpaint", mask=(0.2, 0.6), steps=3, seed=0).wav
     assert torch.equal(out[..., :3200], wav[..., :3200]) and torch.equal(out[..., 9600:], wav[..., 9600:])
+
+
+@pytest.mark.parametrize("kind", ["ddim", "dpmpp"])
+def test_denoising_with_the_true_velocity_recovers_the_latent(kind):
+    from tokenlm.ldm.diffusion import DiffusionParams, denoise
+
+    g = torch.Generator().manual_seed(0)
+    x0, noise = torch.randn(2, 8, 12, generator=g), torch.randn(2, 8, 12, generator=g)
+    alphas = make_scheduler(kind).alphas_cumprod
+
+    def oracle(x: torch.Tensor, t: torch.Tensor, _: object) -> torch.Tensor:
+        """The exact v of x_t for the known x0: v = sqrt(a) eps - sqrt(1 - a) x0, eps from x_t."""
+        a = alphas[t.long()].view(-1, 1, 1)
+        eps = noise if float(a.max()) == 0 else (x - a.sqrt() * x0) / (1 - a).sqrt()
+        return a.sqrt() * eps - (1 - a).sqrt() * x0
+
+    recovered = denoise(oracle, noise.clone(), None, None, DiffusionParams(steps=20, cfg_coef=1.0, scheduler=kind))
+    expected = x0
+    if kind == "ddim":  # set_alpha_to_one=False (as Stable Diffusion): the last step lands on alpha_cumprod[0] < 1
+        a0 = alphas[0]
+        expected = a0.sqrt() * x0 + (1 - a0).sqrt() * noise
+    torch.testing.assert_close(recovered, expected, atol=1e-4, rtol=1e-4)
