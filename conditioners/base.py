@@ -92,6 +92,20 @@ class Condition:
         return Condition(embeds, mask)
 
 
+def pad_id_rows(rows: list[list[int]], pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad per-sample token ids into ``ids`` ``[B, max len]`` (``pad_id`` after each row) and ``mask`` ``[B, S]``.
+
+    An empty row (a null value) is all padding with an all-False mask; every row has at least one position.
+    """
+    length = max(1, max((len(row) for row in rows), default=0))
+    ids = torch.full((len(rows), length), pad_id, dtype=torch.long)  # [B, S]
+    mask = torch.zeros(len(rows), length, dtype=torch.bool)  # [B, S]
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+        mask[i, : len(row)] = True
+    return ids, mask
+
+
 @dataclass(frozen=True)
 class AudioValue:
     """An attribute value that is audio: the training clip a conditioner such as CLAP embeds.

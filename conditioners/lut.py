@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from conditioners.base import Condition, Conditioner
+from conditioners.base import Condition, Conditioner, pad_id_rows
 
 UNKNOWN_INDEX = 0
 
@@ -78,12 +78,7 @@ class LUTConditioner(Conditioner):
             self.validate(value)
             items = [] if value is None else [value] if isinstance(value, str) else list(value)
             rows.append([self.index(item) for item in items])
-        length = max(1, max(len(row) for row in rows))
-        indices = torch.zeros(len(rows), length, dtype=torch.long)  # [B, S]
-        mask = torch.zeros(len(rows), length, dtype=torch.bool)  # [B, S]
-        for i, row in enumerate(rows):
-            indices[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-            mask[i, : len(row)] = True
+        indices, mask = pad_id_rows(rows)  # [B, S], [B, S]
         return {"indices": indices, "mask": mask}
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> Condition:

@@ -17,7 +17,7 @@ import sentencepiece as spm
 import torch
 from torch import nn
 
-from conditioners.base import Condition, Conditioner
+from conditioners.base import Condition, Conditioner, pad_id_rows
 
 #: file name of the SentencePiece model inside a conditioner asset directory
 SPM_FILENAME = "spm.model"
@@ -174,12 +174,7 @@ class SentencePieceConditioner(Conditioner):
         for value in values:
             self.validate(value)
         rows = [[] if v is None else (self.sp.encode(v)[: self.max_length] or [self.unk_id]) for v in values]
-        length = max(1, max(len(row) for row in rows))
-        tokens = torch.full((len(rows), length), self.pad_id, dtype=torch.long)  # [B, S]
-        mask = torch.zeros(len(rows), length, dtype=torch.bool)  # [B, S]
-        for i, row in enumerate(rows):
-            tokens[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-            mask[i, : len(row)] = True
+        tokens, mask = pad_id_rows(rows, self.pad_id)  # [B, S], [B, S]
         return {"tokens": tokens, "mask": mask}
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> Condition:

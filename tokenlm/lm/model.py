@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -11,6 +11,7 @@ from torch import nn
 from conditioners.base import Condition
 from conditioners.fuser import FusedCondition
 from tokenlm.common.attention import ATTENTION_BACKENDS, check_attention_backend, key_padding_bias
+from tokenlm.common.config import config_from_dict
 from tokenlm.common.positions import rope_tables, sinusoidal_embedding
 from tokenlm.lm.transformer import DecoderBlock, KVCache, RopeState
 
@@ -63,11 +64,7 @@ class LMConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> LMConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown LM config keys {unknown}; known keys: {sorted(known)}")
-        return cls(**values)
+        return config_from_dict(cls, values, "LM config")
 
 
 class ConditionContext:
