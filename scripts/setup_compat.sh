@@ -10,16 +10,17 @@ PY=${PYTHON:-python3}
 VENV=.venv-compat
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 PIP="$VENV/bin/pip"
-quiet() { { grep -v "is ignored" || true; }; }
+# pip lists audiocraft's unmet pins (torch 2.1, gradio, ...) after every install: expected, so filtered.
+quiet() { { grep -vE "is ignored|dependency resolver|^audiocraft .* requires" || true; }; }
 if ! "$VENV/bin/python" -c "import torch, torchaudio" >/dev/null 2>&1; then
-  # The machine-wide pip constraint caps torch at the release on disk; this environment needs an older one.
-  PIP_CONSTRAINT= "$PIP" install -q "torch==2.11.0" "torchaudio==2.11.0" 2>&1 | quiet
+  "$PIP" install -q "torch==2.11.0" "torchaudio==2.11.0" 2>&1 | quiet
 fi
 "$PIP" install -q --no-deps "audiocraft==1.3.0" "encodec==0.1.1" 2>&1 | quiet
-# What audiocraft's models / modules / data.audio and encodec really import (audiocraft pins numpy < 2).
-PIP_CONSTRAINT= "$PIP" install -q "torch==2.11.0" "torchaudio==2.11.0" "numpy<2" einops "av>=11" flashy \
+# What audiocraft's models / modules / data and encodec really import (audiocraft pins numpy < 2; its transformer
+# module imports xformers at the top, and 0.0.35 is the release built for torch >= 2.10).
+"$PIP" install -q "torch==2.11.0" "torchaudio==2.11.0" "numpy<2" einops "av>=11" flashy \
   num2words "omegaconf>=2.3" "hydra-core>=1.3" hydra_colorlog demucs "spacy>=3.6" "librosa>=0.10" \
-  torchmetrics 2>&1 | quiet
-PIP_CONSTRAINT= "$PIP" install -q "torch==2.11.0" "torchaudio==2.11.0" "numpy<2" -e ".[dev]" 2>&1 | quiet
-"$VENV/bin/python" -c "import tokenlm, audiocraft.models, encodec" \
+  torchmetrics "xformers==0.0.35" 2>&1 | quiet
+"$PIP" install -q "torch==2.11.0" "torchaudio==2.11.0" "numpy<2" -e ".[dev]" 2>&1 | quiet
+XFORMERS_MORE_DETAILS=0 "$VENV/bin/python" -W ignore -c "import tokenlm, audiocraft.models, encodec" 2>/dev/null \
   || { echo "setup_compat failed: tokenlm / audiocraft / encodec do not import" >&2; exit 1; }
