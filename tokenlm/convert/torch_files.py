@@ -63,3 +63,50 @@ def check_state_dict(obj: Any, what: str) -> dict[str, torch.Tensor]:
                 f"{what} is not a state dict: entry {name!r} is a {type(value).__name__}, not a tensor"
             )
     return obj
+
+
+class TensorPool:
+    """The tensors of a foreign state dict, taken one by one so a converter can prove it used every one.
+
+    Example:
+        >>> pool = TensorPool({"a.weight": torch.zeros(2)}, "checkpoint")
+        >>> pool.take("a.weight").shape
+        torch.Size([2])
+        >>> pool.check_consumed()
+    """
+
+    def __init__(self, state: dict[str, torch.Tensor], what: str) -> None:
+        self._state = dict(state)
+        self.what = what
+
+    def has(self, name: str) -> bool:
+        return name in self._state
+
+    def take(self, name: str, shape: tuple[int, ...] | None = None) -> torch.Tensor:
+        """Remove and return tensor ``name`` (ValueError naming it when absent or not of ``shape``)."""
+        if name not in self._state:
+            raise ValueError(f"the {self.what} lacks the tensor {name!r}")
+        tensor = self._state.pop(name)
+        if shape is not None and tuple(tensor.shape) != tuple(shape):
+            raise ValueError(
+                f"the {self.what} tensor {name!r} has shape {tuple(tensor.shape)}, expected {tuple(shape)} "
+                "from its config"
+            )
+        return tensor
+
+    def take_prefix(self, prefix: str) -> dict[str, torch.Tensor]:
+        """Every remaining tensor under ``prefix``, keyed without it."""
+        return {name[len(prefix) :]: self._state.pop(name) for name in sorted(self._state) if name.startswith(prefix)}
+
+    def names(self) -> list[str]:
+        """The names not taken yet, sorted."""
+        return sorted(self._state)
+
+    def check_consumed(self) -> None:
+        """ValueError listing the tensors no mapping took (an architecture variant the converter does not know)."""
+        left = self.names()
+        if left:
+            shown = ", ".join(left[:8]) + (f" and {len(left) - 8} more" if len(left) > 8 else "")
+            raise ValueError(
+                f"the {self.what} has tensors this converter does not know (an unsupported variant?): {shown}"
+            )

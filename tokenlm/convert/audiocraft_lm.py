@@ -1,0 +1,475 @@
+"""Load audiocraft MusicGen / AudioGen checkpoints as a tokenlm :class:`~tokenlm.lm.backend.LMBackend`.
+
+An audiocraft release folder holds ``state_dict.bin`` (``{"xp.cfg": <YAML>, "best_state": <LM state dict>}``) and
+``compression_state_dict.bin`` (a full EnCodec package, or ``{"pretrained": "facebook/encodec_32khz"}`` naming a
+Hugging Face EnCodec). Both are read with ``torch.load(weights_only=True)``: nothing pickled is ever executed.
+
+The architecture comes from ``xp.cfg``; every variant tokenlm cannot reproduce exactly is refused with a list of
+what is unsupported (never silently different outputs), every tensor of the checkpoint must be used and every
+tokenlm parameter filled.
+
+=====================================================  =====================================================
+audiocraft ``LMModel``                                 tokenlm
+=====================================================  =====================================================
+``emb.{k}`` ``[card + 1, D]``                          ``lm.embeddings[k]``
+``linears.{k}`` ``[card, D]``                          ``lm.heads[k]``
+``transformer.layers.{i}.norm1`` / ``norm_cross``      ``lm.blocks[i].norm_self`` / ``norm_cross``
+``... .norm2``                                         ``lm.blocks[i].norm_ffn``
+``... .self_attn.[mha.]in_proj_*`` (q|k|v rows)        ``lm.blocks[i].self_attn.qkv``
+``... .cross_attention.[mha.]in_proj_*``               ``cross_attn.q`` (rows q) and ``cross_attn.kv`` (k|v)
+``... .linear1`` / ``linear2``                         ``fc1`` / ``fc2``
+``out_norm``                                           ``lm.out_norm``
+``condition_provider.conditioners.{name}`` (t5)        :class:`~conditioners.text.t5.T5Conditioner`
+``condition_provider.conditioners.{name}`` (lut/noop)  :class:`~conditioners.hashed_lut.HashedLUTConditioner`
+=====================================================  =====================================================
+
+Semantics kept from audiocraft: its cross-attention does not mask padding (padded condition positions are zero
+vectors that take part in the softmax), so the converted LM has ``cross_attention_mask=False``; its null condition
+for classifier-free guidance is an all-zero embedding, which is what tokenlm's conditioners give for ``None``.
+RoPE rotates adjacent feature pairs (``rope_interleaved=True``); positions are those of a full, non-streaming
+forward pass at every generation step.
+
+Example:
+    >>> backend = load_audiocraft("/models/musicgen-small", t5="/models/t5-base")  # doctest: +SKIP
+    >>> convert_audiocraft("/models/audiogen-medium", "checkpoints/audiogen", t5="/models/t5-large")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+from transformers import T5EncoderModel
+
+from conditioners.base import Conditioner
+from conditioners.hashed_lut import HashedLUTConditioner
+from conditioners.text.frozen import load_pretrained, load_tokenizer
+from conditioners.text.t5 import T5Conditioner
+from tokenlm.codecs.encodec import EncodecCodec
+from tokenlm.common.hf import quiet_hf_loading
+from tokenlm.convert.torch_files import TensorPool, check_state_dict, load_torch_file
+from tokenlm.lm.backend import LMBackend
+from tokenlm.lm.model import LMConfig, LMModel
+
+LM_FILE = "state_dict.bin"
+COMPRESSION_FILE = "compression_state_dict.bin"
+#: audiocraft activation names tokenlm implements (audiocraft passes these to torch's transformer layer)
+ACTIVATIONS = ("gelu", "relu")
+#: codebook patterns with a tokenlm equivalent: audiocraft ``modeling`` -> tokenlm pattern kind
+PATTERNS = {"delay": "delay", "parallel": "parallel"}
+#: training window when ``xp.cfg`` has no ``dataset.segment_duration``
+FALLBACK_MAX_DURATION = 30.0
+#: Hugging Face repositories an audiocraft T5 name may be cached under, tried in order
+T5_REPOSITORIES = {"t5-": "google-t5/{name}", "google/": "{name}"}
+
+_MISSING = object()
+_CONDITIONERS = "condition_provider.conditioners."
+
+
+def _select(cfg: DictConfig, key: str, default: Any = _MISSING) -> Any:
+    """``cfg[key]`` for a dotted ``key`` (interpolations resolved); ``default`` when absent."""
+    try:
+        value = OmegaConf.select(cfg, key, default=None if default is _MISSING else default, throw_on_missing=False)
+    except OmegaConfBaseException as err:
+        raise ValueError(f"xp.cfg value {key!r} cannot be resolved: {err}") from err
+    if value is None and default is _MISSING:
+        raise ValueError(f"xp.cfg has no {key!r}: is this an audiocraft LM checkpoint?")
+    return OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig) else value
+
+
+def read_audiocraft_package(path: str | Path, what: str) -> tuple[DictConfig, dict[str, torch.Tensor]]:
+    """``(xp.cfg, best_state)`` of an exported audiocraft checkpoint file (``torch.load(weights_only=True)``).
+
+    Raises:
+        ValueError: the file is unreadable, holds pickled code, or is not an exported audiocraft package.
+    """
+    package = load_torch_file(path, what)
+    if not isinstance(package, dict) or "xp.cfg" not in package or "best_state" not in package:
+        found = sorted(map(str, package)) if isinstance(package, dict) else type(package).__name__
+        raise ValueError(
+            f"{what} {str(path)!r} is not an exported audiocraft checkpoint: expected a dict with 'xp.cfg' and "
+            f"'best_state' (as written by audiocraft.utils.export), found {found}"
+        )
+    text = package["xp.cfg"]
+    try:
+        cfg = OmegaConf.create(text) if isinstance(text, str) else None
+    except (OmegaConfBaseException, ValueError) as err:
+        raise ValueError(f"{what} {str(path)!r}: 'xp.cfg' is not valid YAML: {err}") from err
+    if not isinstance(cfg, DictConfig):
+        raise ValueError(f"{what} {str(path)!r}: 'xp.cfg' must be a YAML mapping, got {type(text).__name__}")
+    return cfg, check_state_dict(package["best_state"], f"{what} {str(path)!r} 'best_state'")
+
+
+# ------------------------------------------------------------------------------------------ architecture
+
+
+def unsupported_options(cfg: DictConfig) -> list[str]:
+    """Every option of ``xp.cfg`` that tokenlm cannot reproduce exactly (empty when the model is supported)."""
+    problems: list[str] = []
+
+    def require(key: str, allowed: tuple[Any, ...], default: Any, why: str) -> None:
+        value = _select(cfg, key, default)
+        if value not in allowed:
+            problems.append(f"{key}={value!r} ({why}; supported: {', '.join(map(repr, allowed))})")
+
+    require("lm_model", ("transformer_lm",), None, "only the transformer LM of MusicGen / AudioGen")
+    require("transformer_lm.norm_first", (True,), False, "tokenlm blocks are pre-norm")
+    require("transformer_lm.norm", ("layer_norm",), "layer_norm", "normalisation layer")
+    require("transformer_lm.activation", ACTIVATIONS, "gelu", "feed-forward activation")
+    require("transformer_lm.causal", (True,), False, "the LM is causal")
+    require("transformer_lm.past_context", (None,), None, "limited attention span")
+    require("transformer_lm.layer_scale", (None,), None, "LayerScale")
+    require("transformer_lm.qk_layer_norm", (False,), False, "query/key LayerNorm")
+    require("transformer_lm.qk_layer_norm_cross", (False,), False, "query/key LayerNorm in cross-attention")
+    require("transformer_lm.kv_repeat", (1,), 1, "grouped key/value heads")
+    require("transformer_lm.positional_embedding", ("sin", "rope"), "sin", "positional embedding")
+    require("transformer_lm.xpos", (False,), False, "xPos decay")
+    require("transformer_lm.positional_scale", (1, 1.0), 1.0, "scaled positional embedding")
+    require("transformer_lm.bias_proj", (False,), True, "output-head biases")
+    require("fuser.cross_attention_pos_emb", (False,), False, "positional embedding on the cross-attention input")
+    for route in ("prepend", "input_interpolate"):
+        attributes = _select(cfg, f"fuser.{route}", []) or []
+        if attributes:
+            problems.append(
+                f"fuser.{route}={attributes} (conditions fused by {route!r}, e.g. MusicGen-Melody's chroma, are not "
+                "supported yet; supported routes: cross, sum)"
+            )
+    modeling = _select(cfg, "codebooks_pattern.modeling", None)
+    if modeling not in PATTERNS:
+        problems.append(f"codebooks_pattern.modeling={modeling!r} (supported: {', '.join(map(repr, PATTERNS))})")
+    elif modeling == "delay":
+        for key in ("flatten_first", "empty_initial"):
+            value = _select(cfg, f"codebooks_pattern.delay.{key}", 0)
+            if value != 0:
+                problems.append(f"codebooks_pattern.delay.{key}={value!r} (supported: 0)")
+    problems += _unsupported_conditioners(cfg)
+    return problems
+
+
+def _unsupported_conditioners(cfg: DictConfig) -> list[str]:
+    problems = []
+    conditioners = _select(cfg, "conditioners", {}) or {}
+    routes = _routes(cfg)
+    for name, spec in conditioners.items():
+        if name == "args":
+            continue
+        model = spec.get("model") if isinstance(spec, dict) else None
+        options = spec.get(model, {}) if isinstance(spec, dict) else {}
+        if model == "t5":
+            if options.get("normalize_text", False):
+                problems.append(f"conditioners.{name}.t5.normalize_text=True (needs spaCy models; supported: False)")
+            if routes.get(name) == "sum":
+                problems.append(f"fuser.sum has the T5 condition {name!r} (a token sequence cannot be summed)")
+        elif model == "lut":
+            if options.get("tokenizer") != "noop":
+                problems.append(
+                    f"conditioners.{name}.lut.tokenizer={options.get('tokenizer')!r} (the whitespace tokenizer needs "
+                    "spaCy models; supported: 'noop')"
+                )
+        else:
+            problems.append(f"conditioners.{name}.model={model!r} (supported: 't5', 'lut')")
+        if name not in routes:
+            problems.append(f"conditioner {name!r} is routed nowhere by the fuser (routes: cross, sum)")
+    return problems
+
+
+def _routes(cfg: DictConfig) -> dict[str, str]:
+    """attribute -> tokenlm route (``cross`` / ``sum``) from ``fuser``."""
+    routes = {}
+    for route in ("cross", "sum"):
+        for attribute in _select(cfg, f"fuser.{route}", []) or []:
+            routes[str(attribute)] = route
+    return routes
+
+
+def lm_config(cfg: DictConfig) -> LMConfig:
+    """The tokenlm :class:`LMConfig` of an audiocraft ``xp.cfg`` (after :func:`unsupported_options` is empty)."""
+    dim = int(_select(cfg, "transformer_lm.dim"))
+    return LMConfig(
+        num_codebooks=int(_select(cfg, "transformer_lm.n_q")),
+        cardinality=int(_select(cfg, "transformer_lm.card")),
+        dim=dim,
+        num_layers=int(_select(cfg, "transformer_lm.num_layers")),
+        num_heads=int(_select(cfg, "transformer_lm.num_heads")),
+        ffn_dim=int(float(_select(cfg, "transformer_lm.hidden_scale", 4)) * dim),
+        dropout=0.0,
+        bias_attn=bool(_select(cfg, "transformer_lm.bias_attn", True)),
+        bias_ffn=bool(_select(cfg, "transformer_lm.bias_ff", True)),
+        activation=str(_select(cfg, "transformer_lm.activation", "gelu")),
+        positional=str(_select(cfg, "transformer_lm.positional_embedding", "sin")),
+        max_period=float(_select(cfg, "transformer_lm.max_period", 10000.0)),
+        rope_interleaved=True,
+        norm_eps=1e-5,
+        cross_attention="cross" in _routes(cfg).values(),
+        cross_attention_mask=False,
+    )
+
+
+# ------------------------------------------------------------------------------------------------ weights
+
+
+def _attention_name(pool: TensorPool, prefix: str, param: str) -> str:
+    """``prefix.param`` (custom attention) or ``prefix.mha.param`` (torch ``nn.MultiheadAttention``)."""
+    mha = f"{prefix}.mha.{param}"
+    return mha if pool.has(mha) else f"{prefix}.{param}"
+
+
+def _take_attention(pool: TensorPool, prefix: str, dim: int, bias: bool) -> dict[str, torch.Tensor]:
+    """The packed q|k|v projection and output projection of one audiocraft attention module."""
+    out = {"in_w": pool.take(_attention_name(pool, prefix, "in_proj_weight"), (3 * dim, dim))}  # [3D, D]
+    out["out_w"] = pool.take(_attention_name(pool, prefix, "out_proj.weight"), (dim, dim))
+    if bias:
+        out["in_b"] = pool.take(_attention_name(pool, prefix, "in_proj_bias"), (3 * dim,))
+        out["out_b"] = pool.take(_attention_name(pool, prefix, "out_proj.bias"), (dim,))
+    return out
+
+
+def _drop_rope_tables(pool: TensorPool, config: LMConfig) -> None:
+    """audiocraft stores RoPE frequencies as buffers; they must be the ones tokenlm recomputes from the config."""
+    head_dim = config.dim // config.num_heads
+    expected = 1.0 / (config.max_period ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
+    for name in pool.names():
+        if name.endswith("rope.frequencies"):
+            stored = pool.take(name)
+            if stored.shape != expected.shape or not torch.allclose(stored.float(), expected, rtol=1e-5):
+                raise ValueError(
+                    f"the RoPE frequencies stored in {name!r} differ from head_dim={head_dim}, "
+                    f"max_period={config.max_period} of xp.cfg: the checkpoint and its config disagree"
+                )
+
+
+def lm_state_dict(pool: TensorPool, config: LMConfig) -> dict[str, torch.Tensor]:
+    """The audiocraft LM tensors of ``pool`` renamed into :class:`LMModel`'s layout (shapes checked)."""
+    K, card, D, F = config.num_codebooks, config.cardinality, config.dim, config.ffn_dim
+    state = {
+        "embeddings": torch.stack([pool.take(f"emb.{k}.weight", (card + 1, D)) for k in range(K)]),  # [K, card+1, D]
+        "heads": torch.stack([pool.take(f"linears.{k}.weight", (card, D)) for k in range(K)]),  # [K, card, D]
+        "out_norm.weight": pool.take("out_norm.weight", (D,)),
+        "out_norm.bias": pool.take("out_norm.bias", (D,)),
+    }
+    norms = {"norm_self": "norm1", "norm_ffn": "norm2"}
+    if config.cross_attention:
+        norms["norm_cross"] = "norm_cross"
+    for i in range(config.num_layers):
+        src, dst = f"transformer.layers.{i}.", f"blocks.{i}."
+        for ours, theirs in norms.items():
+            for param in ("weight", "bias"):
+                state[f"{dst}{ours}.{param}"] = pool.take(f"{src}{theirs}.{param}", (D,))
+        attn = _take_attention(pool, f"{src}self_attn", D, config.bias_attn)
+        state[f"{dst}self_attn.qkv.weight"], state[f"{dst}self_attn.out.weight"] = attn["in_w"], attn["out_w"]
+        if config.bias_attn:
+            state[f"{dst}self_attn.qkv.bias"], state[f"{dst}self_attn.out.bias"] = attn["in_b"], attn["out_b"]
+        if config.cross_attention:
+            cross = _take_attention(pool, f"{src}cross_attention", D, config.bias_attn)
+            state[f"{dst}cross_attn.q.weight"], state[f"{dst}cross_attn.kv.weight"] = cross["in_w"].split([D, 2 * D])
+            state[f"{dst}cross_attn.out.weight"] = cross["out_w"]
+            if config.bias_attn:
+                state[f"{dst}cross_attn.q.bias"], state[f"{dst}cross_attn.kv.bias"] = cross["in_b"].split([D, 2 * D])
+                state[f"{dst}cross_attn.out.bias"] = cross["out_b"]
+        for ours, theirs, shape in (("fc1", "linear1", (F, D)), ("fc2", "linear2", (D, F))):
+            state[f"{dst}{ours}.weight"] = pool.take(f"{src}{theirs}.weight", shape)
+            if config.bias_ffn:
+                state[f"{dst}{ours}.bias"] = pool.take(f"{src}{theirs}.bias", (shape[0],))
+    return state
+
+
+def _load_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise ValueError(f"the audiocraft {what} weights do not match its xp.cfg: {err}") from err
+
+
+# -------------------------------------------------------------------------------------------- conditioners
+
+
+def find_t5_folder(name: str) -> Path:
+    """The local Hugging Face cache folder of the T5 named ``name`` in ``xp.cfg`` (never downloads).
+
+    Raises:
+        ValueError: the model is not in the local cache; the message says how to pass a folder instead.
+    """
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    candidates = [name] + [pattern.format(name=name) for start, pattern in T5_REPOSITORIES.items()
+                           if name.startswith(start)]
+    for repo in dict.fromkeys(candidates):
+        try:
+            return Path(snapshot_download(repo_id=repo, local_files_only=True))
+        except (LocalEntryNotFoundError, ValueError, OSError):
+            continue
+    raise ValueError(
+        f"the T5 text encoder {name!r} named in xp.cfg is not in the local Hugging Face cache (looked for "
+        f"{', '.join(dict.fromkeys(candidates))}); its weights are not inside audiocraft checkpoints: pass a local "
+        "folder holding it (t5=PATH / --t5 PATH)"
+    )
+
+
+def _t5_conditioner(
+    name: str, options: dict[str, Any], pool: TensorPool, dim: int, t5: str | Path | None
+) -> T5Conditioner:
+    prefix = f"{_CONDITIONERS}{name}."
+    folder = Path(t5).expanduser() if t5 is not None else find_t5_folder(str(options.get("name")))
+    with quiet_hf_loading():
+        encoder = load_pretrained(T5EncoderModel, folder, "T5")
+        tokenizer = load_tokenizer(folder, "T5")
+    d_model = int(encoder.config.d_model)
+    finetuned = pool.take_prefix(f"{prefix}t5.")
+    if finetuned:  # a fine-tuned T5 is saved inside the checkpoint
+        finetuned.setdefault("encoder.embed_tokens.weight", finetuned.get("shared.weight"))
+        _load_strict(encoder, finetuned, f"fine-tuned T5 of {name!r}")
+    weight = pool.take(f"{prefix}output_proj.weight")
+    if tuple(weight.shape) != (dim, d_model):
+        raise ValueError(
+            f"the T5 folder {str(folder)!r} has d_model={d_model}, but the checkpoint's {name!r} projection "
+            f"{tuple(weight.shape)} expects {weight.shape[1]} (xp.cfg names {options.get('name')!r}): pass the T5 "
+            "the model was trained with"
+        )
+    conditioner = T5Conditioner(
+        name, dim, encoder=encoder, tokenizer=tokenizer, max_length=None, project=True,
+        finetune=bool(options.get("finetune", False)),
+    )  # no truncation, like audiocraft
+    bias = pool.take(f"{prefix}output_proj.bias", (dim,))
+    _load_strict(conditioner.output_proj, {"weight": weight, "bias": bias}, f"{name!r} projection")
+    return conditioner
+
+
+def _lut_conditioner(name: str, options: dict[str, Any], pool: TensorPool, dim: int) -> HashedLUTConditioner:
+    prefix = f"{_CONDITIONERS}{name}."
+    bins, width = int(options["n_bins"]), int(options["dim"])
+    conditioner = HashedLUTConditioner(name, dim, bins=bins, dim=width)
+    state = {
+        "embed.weight": pool.take(f"{prefix}embed.weight", (bins, width)),
+        "output_proj.weight": pool.take(f"{prefix}output_proj.weight", (dim, width)),
+        "output_proj.bias": pool.take(f"{prefix}output_proj.bias", (dim,)),
+    }
+    _load_strict(conditioner, state, f"{name!r} look-up table")
+    return conditioner
+
+
+def build_conditioners(
+    cfg: DictConfig, pool: TensorPool, dim: int, t5: str | Path | None = None
+) -> tuple[list[Conditioner], dict[str, str]]:
+    """tokenlm conditioners (weights from ``pool``) and their routes, in ``xp.cfg`` order."""
+    conditioners: list[Conditioner] = []
+    for name, spec in (_select(cfg, "conditioners", {}) or {}).items():
+        if name == "args":
+            continue
+        options = dict(spec[spec["model"]] or {})
+        if spec["model"] == "t5":
+            conditioners.append(_t5_conditioner(name, options, pool, dim, t5))
+        else:
+            conditioners.append(_lut_conditioner(name, options, pool, dim))
+    return conditioners, _routes(cfg)
+
+
+# ----------------------------------------------------------------------------------------------- loading
+
+
+def _pattern(cfg: DictConfig, num_codebooks: int) -> tuple[str, list[int] | None]:
+    modeling = _select(cfg, "codebooks_pattern.modeling")
+    if modeling == "delay":
+        delays = [int(d) for d in _select(cfg, "codebooks_pattern.delay.delays", list(range(num_codebooks)))]
+        if len(delays) != num_codebooks:
+            raise ValueError(f"codebooks_pattern.delay.delays {delays} must give one delay per codebook "
+                             f"({num_codebooks})")
+        return "delay", delays
+    return PATTERNS[modeling], None
+
+
+def _codec(folder: Path, num_codebooks: int, encodec: str | Path | None) -> EncodecCodec:
+    package = load_torch_file(folder / COMPRESSION_FILE, "audiocraft compression checkpoint")
+    if not isinstance(package, dict):
+        raise ValueError(
+            f"audiocraft compression checkpoint {str(folder / COMPRESSION_FILE)!r} holds a {type(package).__name__}, "
+            "not a dict ({'xp.cfg', 'best_state'} or {'pretrained'})"
+        )
+    from tokenlm.convert.encodec_checkpoints import encodec_from_audiocraft
+
+    return encodec_from_audiocraft(package, pretrained_dir=encodec, num_codebooks=num_codebooks)
+
+
+def _check_folder(src: str | Path) -> Path:
+    folder = Path(src).expanduser()
+    if not folder.is_dir():
+        raise FileNotFoundError(f"audiocraft checkpoint folder {str(folder)!r} does not exist")
+    missing = [name for name in (LM_FILE, COMPRESSION_FILE) if not (folder / name).is_file()]
+    if missing:
+        raise ValueError(
+            f"{str(folder)!r} is not an audiocraft checkpoint folder: it lacks {', '.join(missing)} (a MusicGen / "
+            f"AudioGen release holds {LM_FILE} and {COMPRESSION_FILE})"
+        )
+    return folder
+
+
+def is_audiocraft_folder(path: str | Path) -> bool:
+    """True when ``path`` is a folder holding audiocraft's ``state_dict.bin``."""
+    return (Path(path) / LM_FILE).is_file()
+
+
+def load_audiocraft(
+    src: str | Path,
+    *,
+    t5: str | Path | None = None,
+    encodec: str | Path | None = None,
+    device: str | torch.device | None = None,
+) -> LMBackend:
+    """Build a tokenlm LM backend from an audiocraft MusicGen / AudioGen folder (never downloads).
+
+    Args:
+        src: folder with ``state_dict.bin`` and ``compression_state_dict.bin``.
+        t5: local Hugging Face folder of the T5 named in ``xp.cfg`` (default: looked up in the local HF cache).
+        encodec: local Hugging Face EnCodec folder for a compression checkpoint that only names a pretrained
+            model (``{"pretrained": "facebook/encodec_32khz"}``; default: the local HF cache).
+        device: where to put the backend (default CPU).
+    Returns:
+        an :class:`LMBackend` in eval mode with audiocraft's pattern, training window
+        (``dataset.segment_duration``) and condition dropout.
+    Raises:
+        FileNotFoundError: ``src`` does not exist.
+        ValueError: unreadable or non-weight files, an unsupported architecture variant (all of them listed),
+            tensors that do not match ``xp.cfg``, tensors nothing maps, a T5 or EnCodec that cannot be found.
+    """
+    folder = _check_folder(src)
+    cfg, state = read_audiocraft_package(folder / LM_FILE, "audiocraft LM checkpoint")
+    problems = unsupported_options(cfg)
+    if problems:
+        raise ValueError(
+            f"{str(folder)!r} is an audiocraft LM variant tokenlm cannot reproduce exactly:\n  - "
+            + "\n  - ".join(problems)
+        )
+    config = lm_config(cfg)
+    pool = TensorPool(state, "audiocraft LM checkpoint")
+    lm = LMModel(config)
+    _load_strict(lm, lm_state_dict(pool, config), "LM")
+    _drop_rope_tables(pool, config)
+    conditioners, routes = build_conditioners(cfg, pool, config.dim, t5)
+    pool.check_consumed()
+    codec = _codec(folder, config.num_codebooks, encodec)
+    pattern, delays = _pattern(cfg, config.num_codebooks)
+    duration = _select(cfg, "dataset.segment_duration", None)
+    valid = isinstance(duration, (int, float)) and not isinstance(duration, bool) and math.isfinite(duration)
+    backend = LMBackend(
+        lm, codec, conditioners, routes=routes, pattern=pattern, delays=delays,
+        max_duration=float(duration) if valid and duration > 0 else FALLBACK_MAX_DURATION,
+        cfg_dropout=float(_select(cfg, "classifier_free_guidance.training_dropout", 0.0)),
+    )
+    backend.eval()
+    return backend.to(device) if device is not None else backend
+
+
+def convert_audiocraft(
+    src: str | Path, dst: str | Path, *, t5: str | Path | None = None, encodec: str | Path | None = None
+) -> Path:
+    """Convert an audiocraft MusicGen / AudioGen folder into a tokenlm checkpoint folder ``dst``; returns ``dst``."""
+    source, target = Path(src).expanduser(), Path(dst).expanduser()
+    if target.exists() and source.exists() and target.resolve() == source.resolve():
+        raise ValueError(f"the destination {str(target)!r} is the audiocraft folder itself; choose another folder")
+    backend = load_audiocraft(source, t5=t5, encodec=encodec)
+    with quiet_hf_loading():
+        return backend.save_pretrained(target)
