@@ -5,6 +5,12 @@ Example::
     codec = EncodecCodec.from_config(tiny_encodec_config(), seed=0)
     codes = codec.encode(torch.randn(2, 1, 16000))  # [2, 4, 50]
     wav = codec.decode(codes)  # [2, 1, 16000]
+
+Chunked or normalised models (``encodec_48khz``: 1 s chunks overlapping by 1 %, each scaled to unit loudness) code
+audio as a list of frames ``(codes [B, K, T], scale [B, 1] | None)``, one per chunk::
+
+    frames = codec.encode_frames(wav)  # [(codes, scale), ...]
+    wav = codec.decode_frames(frames)  # overlap-added, [B, C, N']
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +26,9 @@ import torch
 from transformers import EncodecConfig, EncodecModel
 
 from tokenlm.codecs.base import Codec
+
+#: one coded chunk: ``codes`` ``[B, K, T]`` int64 and the chunk's loudness ``scale`` ``[B, 1]`` (None unless normalised)
+EncodedFrame = tuple[torch.Tensor, torch.Tensor | None]
 
 
 def tiny_encodec_config(
@@ -98,8 +108,12 @@ class EncodecCodec(Codec):
     """EnCodec (transformers' ``EncodecModel``) at one fixed bandwidth.
 
     ``codes`` are ``[B, K, T]`` with ``K = num_codebooks`` (set by the bandwidth) and ``T = ceil(N / hop)``;
-    latents are the encoder output before quantisation, ``[B, hidden_size, T]``. Chunked or normalised
-    models (such as ``encodec_48khz``) are rejected.
+    latents are the encoder output before quantisation, ``[B, hidden_size, T]``.
+
+    Chunked or normalised models (such as ``encodec_48khz``, :attr:`framed` true) load too, but code audio only
+    through :meth:`encode_frames` / :meth:`decode_frames`: their per-chunk loudness scales are not part of a token
+    sequence and their overlapping chunks do not form one, so :meth:`encode`, :meth:`decode` and the latent methods
+    (what the LM and diffusion backends use) refuse them.
     """
 
     kind = "encodec"
@@ -107,11 +121,10 @@ class EncodecCodec(Codec):
     def __init__(self, model: EncodecModel, bandwidth: float | None = None) -> None:
         super().__init__()
         config = model.config
-        if config.chunk_length_s is not None or config.normalize:
+        if config.chunk_length_s is not None and config.overlap is None:
             raise ValueError(
-                "chunked EnCodec models are not supported yet (config has chunk_length_s="
-                f"{config.chunk_length_s}, normalize={config.normalize}); use an unchunked model such as "
-                "the 24 kHz or the 32 kHz MusicGen codec"
+                f"chunked EnCodec config (chunk_length_s={config.chunk_length_s}) needs an overlap (e.g. 0.01), "
+                "got overlap=None"
             )
         bandwidths = [float(b) for b in config.target_bandwidths]
         if bandwidth is None:
@@ -205,6 +218,25 @@ class EncodecCodec(Codec):
         """D, channels of the continuous latent."""
         return int(self.model.config.hidden_size)
 
+    @property
+    def framed(self) -> bool:
+        """True for chunked or normalised models, which code audio only with :meth:`encode_frames`."""
+        config = self.model.config
+        return config.chunk_length_s is not None or bool(config.normalize)
+
+    def _require_unframed(self, method: str) -> None:
+        """Refuse ``method`` (one of the token-sequence / latent methods) on a chunked or normalised model."""
+        if not self.framed:
+            return
+        config = self.model.config
+        raise ValueError(
+            f"EncodecCodec.{method} needs an EnCodec model without chunking or normalisation, but this one has "
+            f"chunk_length_s={config.chunk_length_s}, overlap={config.overlap}, normalize={config.normalize} "
+            "(e.g. encodec_48khz): its per-chunk loudness scales are not part of [B, K, T] token sequences and "
+            "overlapping chunks do not form one sequence; use encode_frames / decode_frames, or an unchunked, "
+            "unnormalised codec (24 kHz, or the 32 kHz MusicGen codec) for the LM and diffusion backends"
+        )
+
     # --------------------------------------------------------------------------------------------- encoding
 
     def _prepare_wav(self, wav: torch.Tensor) -> torch.Tensor:
@@ -218,36 +250,112 @@ class EncodecCodec(Codec):
         param = next(self.model.parameters())
         return wav.to(device=param.device, dtype=param.dtype)
 
+    def _check_codes(self, codes: torch.Tensor, what: str = "codes") -> torch.Tensor:
+        """Check ``[B, K, T]`` integer codes in ``[0, cardinality)``; returns them as int64 on the model's device."""
+        if codes.dim() != 3 or codes.shape[1] != self.num_codebooks:
+            shape = tuple(codes.shape)
+            raise ValueError(f"expected {what} shaped [B, K={self.num_codebooks}, T], got shape {shape}")
+        if codes.is_floating_point() or codes.is_complex() or codes.dtype == torch.bool:
+            raise ValueError(f"{what} must be an integer tensor, got dtype {codes.dtype}")
+        if codes.numel() and (codes.min() < 0 or codes.max() >= self.cardinality):
+            low, high = int(codes.min()), int(codes.max())
+            raise ValueError(f"{what} must lie in [0, {self.cardinality}), got values in [{low}, {high}]")
+        return codes.to(device=next(self.model.parameters()).device, dtype=torch.long)
+
     @torch.no_grad()
     def encode(self, wav: torch.Tensor) -> torch.Tensor:
-        """``[B, C, N]`` waveform -> ``[B, K, ceil(N / hop)]`` int64 codes."""
+        """``[B, C, N]`` waveform -> ``[B, K, ceil(N / hop)]`` int64 codes (unchunked, unnormalised models)."""
+        self._require_unframed("encode")
         wav = self._prepare_wav(wav)
         out = self.model.encode(wav, bandwidth=self.bandwidth, return_dict=True)
         return out.audio_codes[0]  # [1, B, K, T] (one chunk) -> [B, K, T]
 
     @torch.no_grad()
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
-        """``[B, K, T]`` codes -> ``[B, C, T * hop]`` float waveform."""
-        if codes.dim() != 3 or codes.shape[1] != self.num_codebooks:
-            shape = tuple(codes.shape)
-            raise ValueError(f"expected codes shaped [B, K={self.num_codebooks}, T], got shape {shape}")
-        if codes.is_floating_point() or codes.is_complex() or codes.dtype == torch.bool:
-            raise ValueError(f"codes must be an integer tensor, got dtype {codes.dtype}")
-        if codes.numel() and (codes.min() < 0 or codes.max() >= self.cardinality):
-            low, high = int(codes.min()), int(codes.max())
-            raise ValueError(f"codes must lie in [0, {self.cardinality}), got values in [{low}, {high}]")
-        codes = codes.to(device=next(self.model.parameters()).device, dtype=torch.long)
+        """``[B, K, T]`` codes -> ``[B, C, T * hop]`` float waveform (unchunked, unnormalised models)."""
+        self._require_unframed("decode")
+        codes = self._check_codes(codes)
         out = self.model.decode(codes[None], [None], return_dict=True)  # codes as [1 chunk, B, K, T]
         return out.audio_values  # [B, C, T * hop]
 
     @torch.no_grad()
+    def encode_frames(self, wav: torch.Tensor) -> list[EncodedFrame]:
+        """``[B, C, N]`` waveform -> one ``(codes [B, K, T_i], scale [B, 1] | None)`` per chunk, any model.
+
+        Exactly what transformers' ``EncodecModel.encode`` computes (and the ``encodec`` package's ``encode``):
+        chunks of ``chunk_length`` samples every ``chunk_stride`` samples (the whole waveform when unchunked),
+        each divided by its RMS loudness ``scale`` when the model normalises (``scale`` is None otherwise). The
+        last chunk may be shorter, and so may its codes.
+        """
+        wav = self._prepare_wav(wav)
+        out = self.model.encode(wav, bandwidth=self.bandwidth, return_dict=True)
+        codes = list(out.audio_codes.unbind(0))  # F x [B, K, T], the last right-padded by transformers
+        pad = int(out.last_frame_pad_length or 0)
+        if pad:
+            codes[-1] = codes[-1][..., :-pad]
+        return list(zip(codes, out.audio_scales, strict=True))
+
+    def _check_frames(self, frames: Sequence[EncodedFrame]) -> list[EncodedFrame]:
+        """Check :meth:`encode_frames` output: chunk count, code shapes and lengths, scales present iff normalised."""
+        if len(frames) == 0:
+            raise ValueError("decode_frames needs at least one (codes, scale) frame, got none")
+        if self.model.config.chunk_length is None and len(frames) != 1:
+            raise ValueError(f"an unchunked EnCodec model decodes exactly one frame, got {len(frames)}")
+        checked = []
+        for i, frame in enumerate(frames):
+            if not isinstance(frame, (tuple, list)) or len(frame) != 2:
+                raise ValueError(f"frame {i} must be a (codes, scale) pair, got {type(frame).__name__}")
+            codes = self._check_codes(frame[0], f"frame {i} codes")
+            checked.append((codes, self._check_scale(frame[1], codes.shape[0], i)))
+        first = checked[0][0].shape
+        for i, (codes, _) in enumerate(checked[1:], start=1):
+            last = i == len(checked) - 1
+            if codes.shape[0] != first[0] or (codes.shape[-1] > first[-1] if last else codes.shape[-1] != first[-1]):
+                raise ValueError(
+                    f"frame {i} codes have shape {tuple(codes.shape)} but frame 0 has {tuple(first)}: every frame "
+                    "needs the same batch and length (the last one may be shorter)"
+                )
+        return checked
+
+    def _check_scale(self, scale: torch.Tensor | None, batch: int, index: int) -> torch.Tensor | None:
+        """A frame's ``[B, 1]`` scale: required by normalising models, refused by the others."""
+        if not self.model.config.normalize:
+            if scale is not None:
+                raise ValueError(f"frame {index} has a scale but this EnCodec model does not normalise (use None)")
+            return None
+        if not isinstance(scale, torch.Tensor) or scale.numel() != batch or not scale.is_floating_point():
+            got = tuple(scale.shape) if isinstance(scale, torch.Tensor) else scale
+            raise ValueError(f"frame {index} needs a float scale shaped [B={batch}, 1] (normalised model), got {got}")
+        param = next(self.model.parameters())
+        return scale.reshape(batch, 1).to(device=param.device, dtype=param.dtype)
+
+    @torch.no_grad()
+    def decode_frames(self, frames: Sequence[EncodedFrame]) -> torch.Tensor:
+        """:meth:`encode_frames` output -> ``[B, C, N']`` waveform, chunks overlap-added as transformers does.
+
+        ``N' = chunk_stride * (F - 1) + T_last * hop`` for F chunked frames (``T * hop`` when unchunked); trim it to
+        the input length.
+        """
+        checked = self._check_frames(frames)
+        length = checked[0][0].shape[-1]
+        pad = length - checked[-1][0].shape[-1]
+        codes = [c for c, _ in checked]
+        codes[-1] = torch.nn.functional.pad(codes[-1], (0, pad))  # transformers stacks equal-length frames
+        stacked = torch.stack(codes)  # [F, B, K, T]
+        scales = [scale for _, scale in checked]
+        out = self.model.decode(stacked, scales, return_dict=True, last_frame_pad_length=pad)
+        return out.audio_values  # [B, C, N']
+
+    @torch.no_grad()
     def encode_latent(self, wav: torch.Tensor) -> torch.Tensor:
         """``[B, C, N]`` waveform -> ``[B, D, ceil(N / hop)]`` encoder output before quantisation."""
+        self._require_unframed("encode_latent")
         return self.model.encoder(self._prepare_wav(wav))
 
     @torch.no_grad()
     def decode_latent(self, latent: torch.Tensor) -> torch.Tensor:
         """``[B, D, T]`` continuous latent -> ``[B, C, T * hop]`` waveform (the decoder alone)."""
+        self._require_unframed("decode_latent")
         if latent.dim() != 3 or latent.shape[1] != self.latent_dim:
             shape = tuple(latent.shape)
             raise ValueError(f"expected a latent shaped [B, D={self.latent_dim}, T], got shape {shape}")
