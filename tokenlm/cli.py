@@ -30,6 +30,7 @@ def _generate(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=not args.quiet,
         prompt_audio=args.prompt_audio,
+        negative_prompt=args.negative_prompt,
     )
     for path in audio.save(args.out):
         print(f"wrote {path} ({audio.duration:.2f} s at {audio.sample_rate} Hz)")
@@ -77,11 +78,28 @@ def _train(args: argparse.Namespace) -> int:
     return train_main(args.overrides)
 
 
+#: what ``tokenlm convert`` reads
+CONVERT_FORMATS = ("musicgen-hf", "audiocraft", "encodec")
+
+
 def _convert(args: argparse.Namespace) -> int:
+    for flag, formats in (("t5", ("audiocraft",)), ("encodec", ("audiocraft",)), ("bandwidth", ("encodec",))):
+        if getattr(args, flag) is not None and args.source_format not in formats:
+            raise ValueError(f"--{flag} applies to {' / '.join(formats)} sources, not {args.source_format!r}")
     if args.source_format == "musicgen-hf":
         from tokenlm.convert.musicgen_hf import convert_musicgen_hf
 
         destination = convert_musicgen_hf(args.src, args.dst)
+    elif args.source_format == "audiocraft":
+        from tokenlm.convert.audiocraft_lm import convert_audiocraft
+
+        destination = convert_audiocraft(args.src, args.dst, t5=args.t5, encodec=args.encodec)
+    else:
+        from tokenlm.convert.encodec_checkpoints import convert_encodec_package_checkpoint
+
+        destination = convert_encodec_package_checkpoint(args.src, args.dst, bandwidth=args.bandwidth)
+        print(f"wrote EnCodec folder {destination}")
+        return 0
     print(f"wrote tokenlm checkpoint {destination}")
     return 0
 
@@ -92,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     gen = commands.add_parser("generate", help="generate audio from a text prompt", epilog=f"example: {EXAMPLE}")
     gen.add_argument("prompt", nargs="+", help="one or more text prompts (one output file each)")
-    gen.add_argument("--model", help="checkpoint folder (default: the embedded tiny model, built on first use)")
+    gen.add_argument("--model", help="checkpoint folder or diffusers pipeline folder (default: the embedded tiny "
+                     "model, built on first use)")
     gen.add_argument("--duration", type=float, default=5.0, help="seconds of audio (default 5)")
     gen.add_argument("--out", default="out.wav", help="output file; several prompts give out_0.wav, out_1.wav...")
     gen.add_argument("--seed", type=int, default=None, help="seed for reproducible output")
@@ -103,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="classifier-free guidance coefficient (1 = none; default 3 for LMs, 5 for diffusion)")
     _add_diffusion_options(gen)
     gen.add_argument("--prompt-audio", default=None, help="audio file to continue")
+    gen.add_argument("--negative-prompt", default=None,
+                     help="what guidance steers away from, for every prompt (diffusers pipeline folders)")
     gen.add_argument("--device", default=None, help="torch device, e.g. cuda (default: cpu)")
     gen.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -134,9 +155,19 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=_train)
 
     conv = commands.add_parser("convert", help="convert other projects' weights into a tokenlm checkpoint")
-    conv.add_argument("source_format", choices=["musicgen-hf"], help="format of SRC")
-    conv.add_argument("src", help="source folder")
-    conv.add_argument("dst", help="destination tokenlm checkpoint folder")
+    conv.add_argument(
+        "source_format", choices=CONVERT_FORMATS,
+        help="format of SRC: musicgen-hf (a transformers MusicGen folder), audiocraft (a folder with state_dict.bin "
+        "and compression_state_dict.bin), encodec (an encodec package .th file: writes an EnCodec folder)",
+    )
+    conv.add_argument("src", help="source folder (or .th file for encodec)")
+    conv.add_argument("dst", help="destination folder")
+    conv.add_argument("--t5", help="audiocraft: local folder of the T5 named in xp.cfg (default: local HF cache)")
+    conv.add_argument(
+        "--encodec", help="audiocraft: local Hugging Face EnCodec folder when compression_state_dict.bin only names "
+        "a pretrained one such as facebook/encodec_32khz (default: local HF cache)",
+    )
+    conv.add_argument("--bandwidth", type=float, help="encodec: target bandwidth in kbps (default: the lowest)")
     conv.set_defaults(func=_convert)
 
     data_commands = add_data_parser(commands)  # tokenlm data index | encode
