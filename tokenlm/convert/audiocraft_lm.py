@@ -51,6 +51,7 @@ from conditioners.text.frozen import load_pretrained, load_tokenizer
 from conditioners.text.t5 import T5Conditioner
 from tokenlm.codecs.encodec import EncodecCodec
 from tokenlm.common.hf import quiet_hf_loading
+from tokenlm.convert.encodec_checkpoints import encodec_from_audiocraft
 from tokenlm.convert.torch_files import TensorPool, check_state_dict, load_torch_file
 from tokenlm.lm.backend import LMBackend
 from tokenlm.lm.model import LMConfig, LMModel
@@ -389,8 +390,6 @@ def _codec(folder: Path, num_codebooks: int, encodec: str | Path | None) -> Enco
             f"audiocraft compression checkpoint {str(folder / COMPRESSION_FILE)!r} holds a {type(package).__name__}, "
             "not a dict ({'xp.cfg', 'best_state'} or {'pretrained'})"
         )
-    from tokenlm.convert.encodec_checkpoints import encodec_from_audiocraft
-
     return encodec_from_audiocraft(package, pretrained_dir=encodec, num_codebooks=num_codebooks)
 
 
