@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -94,8 +95,11 @@ class TextToAudio:
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str | torch.device | None = None) -> TextToAudio:
-        """Load a tokenlm checkpoint folder (or a transformers MusicGen folder, converted on the fly)."""
+        """Load a tokenlm checkpoint folder (or a transformers MusicGen folder, converted on the fly, or a local
+        diffusers AudioLDM 2 / Stable Audio pipeline folder, run by the ``diffusers`` backend)."""
         path = Path(path)
+        if (path / "model_index.json").is_file():  # a diffusers pipeline folder
+            return cls(get_backend_class("diffusers").from_pretrained(path, device=device))
         config = read_config(path)
         if str(config.get("model_type", "")).startswith("musicgen"):  # MusicGen (Melody is refused there)
             from tokenlm.convert.musicgen_hf import load_musicgen_hf
@@ -138,6 +142,7 @@ class TextToAudio:
         prompt_audio: torch.Tensor | str | Path | None = None,
         prompt_sample_rate: int | None = None,
         extend_stride: float | None = None,
+        negative_prompt: str | list[str] | None = None,
     ) -> Audio:
         """Generate ``duration`` seconds of audio for each prompt.
 
@@ -151,10 +156,13 @@ class TextToAudio:
             cfg_coef: classifier-free guidance strength (1 = none; default 3 for the LM, 5 for diffusion).
             two_step_cfg: LM only, conditional and unconditional passes run separately.
             steps, cfg_rescale, scheduler: diffusion only (defaults 50, 0.75, ``ddim``; or ``dpmpp``).
+                A diffusers pipeline takes ``steps`` and ``cfg_coef`` only, defaulting to the pipeline's own.
             seed: makes the output reproducible.
             prompt_audio: audio to continue (LM), ``[C, N]`` / ``[B, C, N]`` tensor at ``prompt_sample_rate``,
                 or a file path; the output starts with it.
             extend_stride: seconds the window advances when ``duration`` exceeds the model's window (LM).
+            negative_prompt: what guidance steers away from, one string for every prompt or one per prompt; only
+                backends whose ``generate_audio`` takes it (``diffusers``); needs ``cfg_coef > 1``.
         Returns:
             :class:`Audio` with ``wav`` ``[B, C, N]``, N = duration x sample rate.
         """
@@ -166,6 +174,7 @@ class TextToAudio:
         )
         params = self._sampling({name: value for name, value in given.items() if value is not None})
         backend = self.backend
+        extra = self._negative_prompt(negative_prompt)
         if not hasattr(backend, "generate_tokens"):  # a backend that makes audio directly (diffusion)
             refused = dict(return_codes=return_codes, prompt_audio=prompt_audio, extend_stride=extend_stride)
             for name, value in refused.items():
@@ -175,7 +184,7 @@ class TextToAudio:
                         "(to edit audio with diffusion use TextToAudio.edit)"
                     )
             wav = backend.generate_audio(
-                attributes, duration, params, seed=seed, progress=progress, callback=callback
+                attributes, duration, params, seed=seed, progress=progress, callback=callback, **extra
             )
             return Audio(wav.cpu(), self.sample_rate)
         prompt = self._prompt_codes(prompt_audio, prompt_sample_rate, len(attributes))
@@ -239,6 +248,18 @@ class TextToAudio:
                 f"it takes {', '.join(allowed)}"
             )
         return backend.make_sampling(given)
+
+    def _negative_prompt(self, negative_prompt: str | list[str] | None) -> dict[str, Any]:
+        """``{"negative_prompt": ...}`` for a backend that takes one; refused by name for the others."""
+        if negative_prompt is None:
+            return {}
+        generate_audio = getattr(self.backend, "generate_audio", None)
+        if generate_audio is None or "negative_prompt" not in inspect.signature(generate_audio).parameters:
+            raise ValueError(
+                f"negative_prompt does not apply to the {self.backend.name!r} backend of this model; it is taken by "
+                "diffusers pipelines (backend 'diffusers')"
+            )
+        return {"negative_prompt": negative_prompt}
 
     def _prompt_codes(
         self, prompt_audio: torch.Tensor | str | Path | None, sample_rate: int | None, batch: int

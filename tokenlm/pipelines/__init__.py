@@ -1,0 +1,11 @@
+"""Other projects' pretrained pipelines as tokenlm backends (backend ``diffusers``: AudioLDM 2, Stable Audio)."""
+
+from tokenlm.pipelines.diffusers_backend import (
+    SUPPORTED_PIPELINES,
+    DiffusersBackend,
+    PipelineParams,
+    is_diffusers_folder,
+    load_pipeline,
+)
+
+__all__ = ["SUPPORTED_PIPELINES", "DiffusersBackend", "PipelineParams", "is_diffusers_folder", "load_pipeline"]
