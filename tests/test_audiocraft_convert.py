@@ -133,12 +133,12 @@ def test_every_unsupported_option_is_listed() -> None:
     from omegaconf import OmegaConf
 
     assert unsupported_options(OmegaConf.create(xp_cfg())) == []
-    cfg = _mutated(transformer_lm__norm_first=False, transformer_lm__bias_proj=True,
-                   transformer_lm__positional_embedding="sin_rope", fuser__prepend=["self_wav"],
+    cfg = _mutated(transformer_lm__norm_first=False, transformer_lm__xpos=True,
+                   transformer_lm__positional_embedding="rope_2d", fuser__prepend=["self_wav"],
                    codebooks_pattern__modeling="unroll", transformer_lm__layer_scale=0.1)
     cfg["conditioners"]["genre"]["lut"]["tokenizer"] = "whitespace"
     problems = unsupported_options(OmegaConf.create(cfg))
-    for expected in ("norm_first=False", "bias_proj=True", "'sin_rope'", "fuser.prepend=['self_wav']",
+    for expected in ("norm_first=False", "xpos=True", "'rope_2d'", "fuser.prepend=['self_wav']",
                      "modeling='unroll'", "layer_scale=0.1", "tokenizer='whitespace'"):
         assert any(expected in p for p in problems), (expected, problems)
 

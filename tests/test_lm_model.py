@@ -20,7 +20,7 @@ def condition(batch=2, length=5, dim=32):
     return embeds, mask
 
 
-@pytest.mark.parametrize("positional", ["sin", "rope", "none"])
+@pytest.mark.parametrize("positional", ["sin", "rope", "sin_rope", "none"])
 def test_cached_decoding_equals_full_forward(positional):
     lm = make_lm(positional=positional)
     seq = torch.randint(0, 33, (2, 3, 11))
@@ -32,6 +32,23 @@ def test_cached_decoding_equals_full_forward(positional):
     chunks += [lm(seq[..., t : t + 1], ctx, cache) for t in range(7, 11)]  # then step by step
     torch.testing.assert_close(torch.cat(chunks, dim=2), full, atol=1e-5, rtol=1e-5)
     assert cache.length == 11
+
+
+@pytest.mark.parametrize("positional", ["sin_rope", "rope"])
+def test_decode_step_with_head_bias_equals_full_forward(positional):
+    lm = make_lm(positional=positional, bias_heads=True)
+    with torch.no_grad():
+        lm.head_bias.normal_()  # zero-initialised; make it matter
+    seq = torch.randint(0, 33, (2, 3, 9))
+    ctx = lm.cross_context(*condition())
+    with torch.no_grad():
+        full = lm(seq, ctx)
+        cache = lm.new_cache(2, 9, torch.device("cpu"), torch.float32)
+        steps = [lm(seq[..., :1], ctx, cache)[:, :, 0]] + [lm.decode_step(seq[..., t], ctx, cache) for t in range(1, 9)]
+    torch.testing.assert_close(torch.stack(steps, dim=2), full, atol=1e-5, rtol=1e-5)
+    without_bias = full - lm.head_bias[None, :, None, :]
+    lm.head_bias = None
+    torch.testing.assert_close(lm(seq, ctx).detach(), without_bias, atol=1e-5, rtol=1e-5)
 
 
 def test_causality():

@@ -36,6 +36,7 @@ def audiocraft_cfg(
     modeling: str = "delay",
     genre_route: str = "cross",
     memory_efficient: bool = False,
+    bias_proj: bool = False,
 ) -> OmegaConf:
     """An ``xp.cfg`` shaped like MusicGen's (config/model/lm/musicgen_lm.yaml), at a tiny scale."""
     fuser = {"cross_attention_pos_emb": False, "cross_attention_pos_emb_scale": 1, "sum": [], "prepend": [],
@@ -52,7 +53,7 @@ def audiocraft_cfg(
         "transformer_lm": {
             "dim": DIM, "num_heads": 4, "num_layers": 2, "hidden_scale": 4, "n_q": N_Q, "card": CARD,
             "dropout": 0.0, "emb_lr": None, "activation": "gelu", "norm_first": True, "bias_ff": bias,
-            "bias_attn": bias, "bias_proj": False, "past_context": None, "causal": True, "custom": custom,
+            "bias_attn": bias, "bias_proj": bias_proj, "past_context": None, "causal": True, "custom": custom,
             "memory_efficient": memory_efficient, "attention_as_float32": False, "layer_scale": None,
             "positional_embedding": positional, "xpos": False, "checkpointing": "none", "weight_init": "gaussian",
             "depthwise_init": "current", "zero_bias_init": True, "norm": "layer_norm", "cross_attention": False,
@@ -116,6 +117,7 @@ def _audiocraft_attributes(attributes: list[dict]) -> list:
 VARIANTS = {
     "musicgen": dict(),  # sin positions, custom attention, no biases, delay pattern, T5 + LUT cross-attention
     "rope_bias": dict(positional="rope", bias=True),
+    "sin_rope_head_bias": dict(positional="sin_rope", bias_proj=True),
     "torch_mha_parallel_sum": dict(custom=False, bias=True, modeling="parallel", genre_route="sum"),
     "rope_memory_efficient": dict(positional="rope", memory_efficient=True),
 }
@@ -145,7 +147,7 @@ def test_teacher_forced_logits_match(variant: str, audiocraft_t5: str, codec_dir
     assert (alone - logits[1:2]).abs().max().item() > 1e-3
 
 
-@pytest.mark.parametrize("variant", ["musicgen", "rope_bias"])
+@pytest.mark.parametrize("variant", ["musicgen", "rope_bias", "sin_rope_head_bias"])
 def test_greedy_cfg_codes_match(variant: str, audiocraft_t5: str, codec_dir: Path, tmp_path: Path) -> None:
     cfg = audiocraft_cfg(audiocraft_t5, **VARIANTS[variant])
     reference = export_audiocraft(cfg, tmp_path / "ac", seed=3)

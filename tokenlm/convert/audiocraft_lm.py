@@ -12,7 +12,7 @@ tokenlm parameter filled.
 audiocraft ``LMModel``                                 tokenlm
 =====================================================  =====================================================
 ``emb.{k}`` ``[card + 1, D]``                          ``lm.embeddings[k]``
-``linears.{k}`` ``[card, D]``                          ``lm.heads[k]``
+``linears.{k}`` ``[card, D]`` (+ bias)                 ``lm.heads[k]`` (``lm.head_bias[k]``)
 ``transformer.layers.{i}.norm1`` / ``norm_cross``      ``lm.blocks[i].norm_self`` / ``norm_cross``
 ``... .norm2``                                         ``lm.blocks[i].norm_ffn``
 ``... .self_attn.[mha.]in_proj_*`` (q|k|v rows)        ``lm.blocks[i].self_attn.qkv``
@@ -127,10 +127,9 @@ def unsupported_options(cfg: DictConfig) -> list[str]:
     require("transformer_lm.qk_layer_norm", (False,), False, "query/key LayerNorm")
     require("transformer_lm.qk_layer_norm_cross", (False,), False, "query/key LayerNorm in cross-attention")
     require("transformer_lm.kv_repeat", (1,), 1, "grouped key/value heads")
-    require("transformer_lm.positional_embedding", ("sin", "rope"), "sin", "positional embedding")
+    require("transformer_lm.positional_embedding", ("sin", "rope", "sin_rope"), "sin", "positional embedding")
     require("transformer_lm.xpos", (False,), False, "xPos decay")
     require("transformer_lm.positional_scale", (1, 1.0), 1.0, "scaled positional embedding")
-    require("transformer_lm.bias_proj", (False,), True, "output-head biases")
     require("fuser.cross_attention_pos_emb", (False,), False, "positional embedding on the cross-attention input")
     for route in ("prepend", "input_interpolate"):
         attributes = _select(cfg, f"fuser.{route}", []) or []
@@ -200,6 +199,7 @@ def lm_config(cfg: DictConfig) -> LMConfig:
         dropout=0.0,
         bias_attn=bool(_select(cfg, "transformer_lm.bias_attn", True)),
         bias_ffn=bool(_select(cfg, "transformer_lm.bias_ff", True)),
+        bias_heads=bool(_select(cfg, "transformer_lm.bias_proj", True)),
         activation=str(_select(cfg, "transformer_lm.activation", "gelu")),
         positional=str(_select(cfg, "transformer_lm.positional_embedding", "sin")),
         max_period=float(_select(cfg, "transformer_lm.max_period", 10000.0)),
@@ -249,6 +249,8 @@ def lm_state_dict(pool: TensorPool, config: LMConfig) -> dict[str, torch.Tensor]
     state = {
         "embeddings": torch.stack([pool.take(f"emb.{k}.weight", (card + 1, D)) for k in range(K)]),  # [K, card+1, D]
         "heads": torch.stack([pool.take(f"linears.{k}.weight", (card, D)) for k in range(K)]),  # [K, card, D]
+        **({"head_bias": torch.stack([pool.take(f"linears.{k}.bias", (card,)) for k in range(K)])}
+           if config.bias_heads else {}),  # [K, card]
         "out_norm.weight": pool.take("out_norm.weight", (D,)),
         "out_norm.bias": pool.take("out_norm.bias", (D,)),
     }

@@ -15,7 +15,8 @@ from tokenlm.common.config import config_from_dict
 from tokenlm.common.positions import rope_tables, sinusoidal_embedding
 from tokenlm.lm.transformer import DecoderBlock, KVCache, RopeState
 
-POSITIONAL = ("sin", "rope", "none")
+#: position encodings: added sinusoids (MusicGen), rotary (RoPE), both (audiocraft ``sin_rope``), none
+POSITIONAL = ("sin", "rope", "sin_rope", "none")
 
 
 @dataclass
@@ -31,8 +32,9 @@ class LMConfig:
     dropout: float = 0.0
     bias_attn: bool = False
     bias_ffn: bool = False
+    bias_heads: bool = False  # output heads with a bias (audiocraft ``bias_proj``)
     activation: str = "gelu"
-    positional: str = "sin"  # "sin" (MusicGen), "rope", "none"
+    positional: str = "sin"  # "sin" (MusicGen), "rope", "sin_rope", "none"
     max_period: float = 10000.0
     rope_interleaved: bool = False
     norm_eps: float = 1e-5
@@ -136,6 +138,7 @@ class LMModel(nn.Module):
         )
         self.out_norm = nn.LayerNorm(dim, eps=config.norm_eps)
         self.heads = nn.Parameter(torch.empty(K, card, dim))  # [K, card, D]
+        self.head_bias = nn.Parameter(torch.zeros(K, card)) if config.bias_heads else None  # [K, card]
         self._position_table = torch.empty(0)
         self.reset_parameters()
 
@@ -143,6 +146,8 @@ class LMModel(nn.Module):
         std = self.config.init_std
         nn.init.normal_(self.embeddings, std=std)
         nn.init.normal_(self.heads, std=std)
+        if self.head_bias is not None:
+            nn.init.zeros_(self.head_bias)
         for module in self.modules():
             if isinstance(module, nn.Linear):
                 nn.init.normal_(module.weight, std=std)
@@ -226,6 +231,9 @@ class LMModel(nn.Module):
         mask = (key <= query)[None] & (key_ok[:, None, :] | (key == query)[None])  # [B, steps, total]
         return mask[:, None]
 
+    def _flat_head_bias(self) -> torch.Tensor | None:
+        return None if self.head_bias is None else self.head_bias.view(-1)  # [K * card]
+
     def decode_step(self, tokens: torch.Tensor, condition: ConditionContext | None, cache: KVCache) -> torch.Tensor:
         """Logits ``[N, K, card]`` for the step after ``tokens`` ``[N, K]``, appended to a filled ``cache``.
 
@@ -240,9 +248,9 @@ class LMModel(nn.Module):
         if condition is not None and condition.offset is not None:
             x = x + condition.offset.to(x.dtype)
         rope = None
-        if self.config.positional == "sin":
+        if self.config.positional in ("sin", "sin_rope"):
             x = x + self._positions(position, 1, x.device)[0].to(x.dtype)
-        elif self.config.positional == "rope":
+        if self.config.positional in ("rope", "sin_rope"):
             rope = self._rope(position, 1, x.device)
         prefix_mask = condition.prefix_mask if condition is not None else None
         self_mask = self._self_mask(prefix_mask, cache.prefix, cache.length, 1)
@@ -254,7 +262,7 @@ class LMModel(nn.Module):
         norm = self.out_norm
         hidden = nn.functional.layer_norm(x, (self.config.dim,), norm.weight, norm.bias, norm.eps)  # [N, D]
         K, card = self.config.num_codebooks, self.config.cardinality
-        return nn.functional.linear(hidden, self.heads.view(K * card, -1)).view(rows, K, card)
+        return nn.functional.linear(hidden, self.heads.view(K * card, -1), self._flat_head_bias()).view(rows, K, card)
 
     def forward(
         self,
@@ -295,12 +303,13 @@ class LMModel(nn.Module):
         if condition is not None and condition.offset is not None:
             x = x + condition.offset[:, None].to(x.dtype)  # summed condition on every input
         rope = None
-        if self.config.positional == "sin":
+        if self.config.positional in ("sin", "sin_rope"):
             x = x + self._positions(start, steps, x.device).to(x.dtype)
             if prefix is not None:
-                table = sinusoidal_embedding(torch.arange(-num_prefix, 0, device=x.device), self.config.dim)
+                positions = torch.arange(-num_prefix, 0, device=x.device)
+                table = sinusoidal_embedding(positions, self.config.dim, self.config.max_period)
                 prefix = prefix.to(x.dtype) + table.to(x.dtype)  # [B, P, D]
-        elif self.config.positional == "rope":
+        if self.config.positional in ("rope", "sin_rope"):
             rope = self._rope(start - num_prefix, num_prefix + steps, x.device)
         if prefix is not None:
             x = torch.cat([prefix.to(x.dtype), x], dim=1)  # [B, P + T, D]
@@ -315,6 +324,6 @@ class LMModel(nn.Module):
             cache.length = past + x.shape[1]
         hidden = self.out_norm(x[:, num_prefix:])  # [B, T, D]: prefix outputs stripped
         K, card = self.config.num_codebooks, self.config.cardinality
-        logits = nn.functional.linear(hidden, self.heads.view(K * card, -1))  # [B, T, K * card]
+        logits = nn.functional.linear(hidden, self.heads.view(K * card, -1), self._flat_head_bias())  # [B, T, K*card]
         logits = logits.view(batch, steps, K, card).transpose(1, 2)  # [B, K, T, card]
         return (logits, hidden) if return_hidden else logits
