@@ -137,9 +137,11 @@ def test_every_unsupported_option_is_listed() -> None:
                    transformer_lm__positional_embedding="rope_2d", fuser__prepend=["self_wav"],
                    codebooks_pattern__modeling="unroll", transformer_lm__layer_scale=0.1)
     cfg["conditioners"]["genre"]["lut"]["tokenizer"] = "whitespace"
+    cfg["interleave_stereo_codebooks"] = {"use": True, "per_timestep": False}
     problems = unsupported_options(OmegaConf.create(cfg))
     for expected in ("norm_first=False", "xpos=True", "'rope_2d'", "fuser.prepend=['self_wav']",
-                     "modeling='unroll'", "layer_scale=0.1", "tokenizer='whitespace'"):
+                     "modeling='unroll'", "layer_scale=0.1", "tokenizer='whitespace'",
+                     "interleave_stereo_codebooks.use=True"):
         assert any(expected in p for p in problems), (expected, problems)
 
 

@@ -130,6 +130,7 @@ def unsupported_options(cfg: DictConfig) -> list[str]:
     require("transformer_lm.positional_embedding", ("sin", "rope", "sin_rope"), "sin", "positional embedding")
     require("transformer_lm.xpos", (False,), False, "xPos decay")
     require("transformer_lm.positional_scale", (1, 1.0), 1.0, "scaled positional embedding")
+    require("interleave_stereo_codebooks.use", (False,), False, "stereo MusicGen's interleaved left/right codebooks")
     require("fuser.cross_attention_pos_emb", (False,), False, "positional embedding on the cross-attention input")
     for route in ("prepend", "input_interpolate"):
         attributes = _select(cfg, f"fuser.{route}", []) or []
