@@ -66,7 +66,8 @@ def build_audioldm2(tiny_clap_dir: Path, tiny_t5_dir: Path, language_model: str 
         vae = AutoencoderKL(block_out_channels=[32, 64], in_channels=1, out_channels=1, latent_channels=4,
                             down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2)
         gpt2 = getattr(transformers, language_model)(
-            GPT2Config(n_embd=16, n_head=2, n_layer=2, vocab_size=64, n_ctx=99, n_positions=99)
+            GPT2Config(n_embd=16, n_head=2, n_layer=2, vocab_size=64, n_ctx=99, n_positions=99, bos_token_id=0,
+                       eos_token_id=0)
         )
         gpt2.config.max_new_tokens = 8
         vocoder = SpeechT5HifiGan(SpeechT5HifiGanConfig(
@@ -181,6 +182,8 @@ def test_loads_as_the_diffusers_backend(case):
     assert backend.make_sampling({}) == backend.make_sampling(
         {"steps": backend.default_steps, "cfg_coef": backend.default_cfg_coef})
     assert backend.to("cpu") is backend and not any(m.training for m in backend.components.modules())
+    on_cpu = TextToAudio.from_pretrained(folder, device="cpu").backend
+    assert on_cpu.device == torch.device("cpu") and on_cpu.pipeline.device == torch.device("cpu")
 
 
 @pytest.mark.parametrize("negative", [None, ["loud noise", "a dog"]])
@@ -212,7 +215,8 @@ def test_steps_and_guidance_reach_the_pipeline(case):
         model.generate("a cat meows", duration, steps=steps, seed=0,
                        callback=lambda *step, seen=calls: seen.append(step))
         assert calls == [(i + 1, steps) for i in range(steps)]
-    outputs = [model.generate("a cat meows", duration, steps=2, cfg_coef=cfg, seed=0).wav for cfg in (1.0, 3.0, 6.0)]
+    outputs = [model.generate("a cat meows", duration, steps=2, cfg_coef=cfg, seed=0, progress=True).wav
+               for cfg in (1.0, 3.0, 6.0)]
     assert not torch.equal(outputs[0], outputs[1]) and not torch.equal(outputs[1], outputs[2])
 
 
