@@ -231,6 +231,16 @@ def test_duration_gives_its_samples(request, name, duration, samples):
     assert model.generate("a cat meows", duration, steps=1, seed=0).wav.shape[-1] == samples
 
 
+@pytest.mark.parametrize("name,duration", [("audioldm2", 0.01603), ("stable_audio", 0.374)])
+def test_a_length_the_pipeline_serves_is_passed_as_given(request, name, duration):
+    """256.48 and 37.4 samples: the pipelines return 256 and 37 (= round) for these, so they get them unchanged."""
+    fixture, length_argument, _, rate, _ = CASES[name]
+    folder = request.getfixturevalue(fixture)
+    audio = TextToAudio.from_pretrained(folder).generate(PROMPTS, duration, steps=2, cfg_coef=3.0, seed=0)
+    direct = direct_call(folder, length_argument, duration, 0, num_inference_steps=2, guidance_scale=3.0)
+    assert audio.wav.shape[-1] == round(duration * rate) and torch.equal(audio.wav, direct)
+
+
 def test_audioldm2_uneven_length_is_the_next_whole_length_trimmed(audioldm2_dir):
     model = TextToAudio.from_pretrained(audioldm2_dir)
     audio = model.generate(PROMPTS, 0.0161, steps=2, cfg_coef=3.0, seed=0)  # 258 samples: 64.5 mel frames

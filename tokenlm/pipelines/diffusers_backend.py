@@ -38,14 +38,15 @@ class PipelineSpec:
         sample_rate, channels: read from the loaded pipeline.
         duration_range: ``(low, high)`` seconds the pipeline accepts (``high`` None: no maximum); ``low`` is
             exclusive when it is 0, inclusive otherwise.
-        request_seconds: the seconds to ask the pipeline for so that it returns at least ``n`` samples.
+        request_seconds: the length argument for ``(duration, n)``: ``duration`` itself when the pipeline returns
+            at least ``n`` samples for it (so the call is the one a user would make), else the next length that does.
     """
 
     length_argument: str
     sample_rate: Callable[[Any], int]
     channels: Callable[[Any], int]
     duration_range: Callable[[Any], tuple[float, float | None]]
-    request_seconds: Callable[[Any, int], float]
+    request_seconds: Callable[[Any, float, int], float]
 
 
 def _nudge_up(seconds: float, ok: Callable[[float], bool]) -> float:
@@ -62,17 +63,25 @@ def _audioldm2_hop(pipe: Any) -> int:
     return int(np.prod(pipe.vocoder.config.upsample_rates))
 
 
-def _audioldm2_seconds(pipe: Any, samples: int) -> float:
-    """Whole mel frames (a multiple of the VAE's scale factor) covering ``samples``, in seconds as the pipeline
-    reads them: ``int(s / factor)`` frames and ``int(s * rate)`` samples (it truncates, so a length that is not a
-    whole number of frames would come back short)."""
+def _audioldm2_returns(pipe: Any, seconds: float) -> int:
+    """Samples the pipeline returns for ``audio_length_in_s=seconds``, computed as it computes them (0: it refuses):
+    ``int(seconds / factor)`` mel frames rounded up to the VAE's scale, trimmed to ``int(seconds * rate)``."""
     rate, hop, scale = pipe.vocoder.config.sampling_rate, _audioldm2_hop(pipe), pipe.vae_scale_factor
     factor = np.prod(pipe.vocoder.config.upsample_rates) / rate  # the pipeline's vocoder_upsample_factor
+    if seconds < factor * scale:
+        return 0
+    frames = math.ceil(int(seconds / factor) / scale) * scale
+    return min(frames * hop, int(seconds * rate))
+
+
+def _audioldm2_seconds(pipe: Any, duration: float, samples: int) -> float:
+    """``duration`` when the pipeline returns ``samples`` for it; otherwise whole mel frames (a multiple of the VAE's
+    scale) covering ``samples`` (the pipeline truncates both frames and samples, so such a length comes back short)."""
+    if _audioldm2_returns(pipe, duration) >= samples:
+        return duration
+    rate, hop, scale = pipe.vocoder.config.sampling_rate, _audioldm2_hop(pipe), pipe.vae_scale_factor
     frames = math.ceil(math.ceil(samples / hop) / scale) * scale
-    return _nudge_up(
-        frames * hop / rate,
-        lambda s: int(s / factor) >= frames and int(s * rate) >= samples and s >= factor * scale,
-    )
+    return _nudge_up(frames * hop / rate, lambda s: _audioldm2_returns(pipe, s) >= samples)
 
 
 def _audioldm2_range(pipe: Any) -> tuple[float, float | None]:
@@ -90,11 +99,14 @@ def _stable_audio_range(pipe: Any) -> tuple[float, float | None]:
     return max(0.0, float(projection.min_value)), min(_stable_audio_window(pipe), float(projection.max_value))
 
 
-def _stable_audio_seconds(pipe: Any, samples: int) -> float:
-    """``audio_end_in_s`` for ``samples`` (the pipeline keeps ``int(end * rate)`` samples of its window)."""
-    rate = pipe.vae.config.sampling_rate
-    seconds = _nudge_up(samples / rate, lambda s: int(s * rate) >= samples)
-    return min(seconds, _stable_audio_range(pipe)[1])
+def _stable_audio_seconds(pipe: Any, duration: float, samples: int) -> float:
+    """``audio_end_in_s``: ``duration`` when the pipeline keeps ``samples`` of its window for it (it keeps
+    ``int(end * rate)``), otherwise the nearest length above that does; never above the allowed range."""
+    rate, high = pipe.vae.config.sampling_rate, _stable_audio_range(pipe)[1]
+    duration = min(duration, high)
+    if int(duration * rate) >= samples:
+        return duration
+    return min(_nudge_up(samples / rate, lambda s: int(s * rate) >= samples), high)
 
 
 SPECS: dict[str, PipelineSpec] = {
@@ -374,8 +386,9 @@ class DiffusersBackend(nn.Module):
 
         The pipeline is called with the descriptions, ``num_inference_steps=steps``, ``guidance_scale=cfg_coef``,
         the negative prompts and ``torch.Generator("cpu").manual_seed(seed)`` (noise drawn on the CPU, so a seed
-        gives the same noise on every device). Its length argument is ``duration`` where that is a whole number of
-        the pipeline's frames (AudioLDM 2: latent mel frames); otherwise the next whole length, trimmed after.
+        gives the same noise on every device). Its length argument is ``duration`` when the pipeline returns
+        ``N`` samples for it; otherwise (the pipelines truncate: AudioLDM 2 to whole mel frames, both to whole
+        samples) the next length that gives them, and the audio is trimmed to ``N``.
         """
         texts = self.prompt_texts(attributes)
         negatives = self.negative_texts(negative_prompt, len(texts), params)
@@ -384,7 +397,7 @@ class DiffusersBackend(nn.Module):
         self.pipeline.set_progress_bar_config(disable=not progress)
         output = self.pipeline(
             texts,
-            **{self.spec.length_argument: self.spec.request_seconds(self.pipeline, samples)},
+            **{self.spec.length_argument: self.spec.request_seconds(self.pipeline, duration, samples)},
             num_inference_steps=params.steps,
             guidance_scale=params.cfg_coef,
             negative_prompt=negatives,
