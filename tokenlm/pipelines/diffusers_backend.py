@@ -50,7 +50,7 @@ class PipelineSpec:
 
 
 def _nudge_up(seconds: float, ok: Callable[[float], bool]) -> float:
-    """The smallest float >= ``seconds`` (a few ulps up at most) for which the pipeline's own arithmetic ``ok``."""
+    """The first float at or a few ulps above ``seconds`` that ``ok`` (the pipeline's own arithmetic) accepts."""
     for _ in range(64):
         if ok(seconds):
             return seconds
