@@ -214,3 +214,23 @@ def test_audiocraft_pretrained_parity(tmp_path: Path) -> None:
     codes = codec.encode(wav)
     assert torch.equal(codes, ref_codes)
     assert (codec.decode(codes) - ref_audio).abs().max().item() <= ATOL
+
+
+@pytest.mark.parametrize("variant", [24, 48])
+def test_package_released_architectures(variant: int, tmp_path: Path) -> None:
+    """The released sizes (32 filters, 2 LSTM layers, 128-d latent, 32 / 16 codebooks of 1024), random weights."""
+    from encodec import EncodecModel
+
+    torch.manual_seed(variant)
+    build = EncodecModel.encodec_model_24khz if variant == 24 else EncodecModel.encodec_model_48khz
+    model = build(pretrained=False)
+    codebooks = [layer._codebook for layer in model.quantizer.vq.layers]
+    randomise(model, codebooks, noise(1, model.channels, model.sample_rate // 2), model.encoder)
+    path = tmp_path / ("encodec_24khz-d7cc33bc.th" if variant == 24 else "encodec_48khz-7e698e3e.th")
+    torch.save(model.eval().state_dict(), path)
+    codec = load_encodec_package_checkpoint(path, bandwidth=model.target_bandwidths[-1])
+    config = codec.model.config
+    assert (config.num_filters, config.num_lstm_layers, config.hidden_size) == (32, 2, 128)
+    assert codec.num_codebooks == {24: 32, 48: 16}[variant]
+    wav = noise(1, model.channels, int(model.sample_rate * (0.4 if variant == 24 else 1.2)), seed=6)
+    assert _compare_package(model, codec, wav) <= ATOL
