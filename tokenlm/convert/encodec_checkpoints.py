@@ -186,8 +186,8 @@ def _bandwidth_with(config: EncodecConfig, num_codebooks: int | None) -> float:
     matching = [b for b, k in counts.items() if k == num_codebooks]
     if not matching:
         raise ValueError(
-            f"no bandwidth of this EnCodec model gives {num_codebooks} codebooks; its bandwidths give "
-            f"{ {b: counts[b] for b in counts} } (kbps: codebooks)"
+            f"no bandwidth of this EnCodec model gives {num_codebooks} codebooks; its bandwidths give {counts} "
+            "(kbps: codebooks)"
         )
     return matching[0]
 
