@@ -155,7 +155,7 @@ def test_broken_checkpoints(model, tmp_path):
     with pytest.raises(CheckpointError, match="not valid JSON"):
         TextToAudio.from_pretrained(ckpt)
     (ckpt / "config.json").write_text(json.dumps({**config, "backend": "gan"}))
-    with pytest.raises(ValueError, match="unknown backend 'gan'; installed backends: ldm, lm"):
+    with pytest.raises(ValueError, match="unknown backend 'gan'; installed backends: diffusers, ldm, lm"):
         TextToAudio.from_pretrained(ckpt)
     wider = {**config, "lm": {**config["lm"], "dim": 64}}
     (ckpt / "config.json").write_text(json.dumps(wider))

@@ -203,3 +203,43 @@ def test_missing_t5_names_the_way_out(tmp_path: Path, monkeypatch: pytest.Monkey
     src = write_checkpoint(tmp_path / "ckpt", cfg=xp_cfg("t5-base"))
     with pytest.raises(ValueError, match=r"'t5-base'.*not in the local Hugging Face cache.*google-t5/t5-base.*--t5"):
         load_audiocraft(src)
+
+
+def _cache_repo(cache: Path, repo: str, files: Path) -> None:
+    """Place ``files`` in a Hugging Face hub cache as the snapshot of ``repo`` (the layout huggingface_hub reads)."""
+    root = cache / f"models--{repo.replace('/', '--')}"
+    snapshot = root / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    for item in files.iterdir():
+        (snapshot / item.name).write_bytes(item.read_bytes())
+    (root / "refs").mkdir()
+    (root / "refs" / "main").write_text("0" * 40)
+
+
+def test_release_folder_loads_from_the_local_hf_cache(
+    tmp_path: Path, tiny_t5_dir: Path, codec_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TextToAudio.from_pretrained on an audiocraft release finds the T5 (by its xp.cfg name) and the pretrained
+    EnCodec in the local Hugging Face cache, as audiocraft itself would after a download."""
+    from huggingface_hub import constants
+
+    from tokenlm.api import TextToAudio
+
+    cache = tmp_path / "hub"
+    _cache_repo(cache, "google-t5/t5-base", tiny_t5_dir)
+    _cache_repo(cache, "facebook/encodec_32khz", codec_dir)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    src = write_checkpoint(tmp_path / "musicgen", cfg=xp_cfg("t5-base"))
+    model = TextToAudio.from_pretrained(src)
+    direct = load_audiocraft(src, t5=tiny_t5_dir, encodec=codec_dir)
+    audio = model.generate("soft rain", duration=0.2, temperature=0.0, return_codes=True)
+    expected = direct.generate_tokens([{"description": "soft rain"}], 0.2, SamplingParams(temperature=0.0))
+    assert audio.wav.shape == (1, 1, 3200) and torch.equal(audio.codes, expected)
+
+
+def test_folder_of_unknown_kind_names_what_loads(tmp_path: Path) -> None:
+    from tokenlm.api import TextToAudio
+
+    (tmp_path / "weights.bin").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"no config.json.*audiocraft release \(state_dict.bin.*model_index.json"):
+        TextToAudio.from_pretrained(tmp_path)

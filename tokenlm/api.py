@@ -13,7 +13,7 @@ import torch
 
 from tokenlm.audio import batch_audio, write_audio
 from tokenlm.backends import get_backend_class
-from tokenlm.common.checkpoint import read_config
+from tokenlm.common.checkpoint import CheckpointError, read_config
 
 Prompt = str | dict[str, Any]
 
@@ -95,11 +95,23 @@ class TextToAudio:
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str | torch.device | None = None) -> TextToAudio:
-        """Load a tokenlm checkpoint folder (or a transformers MusicGen folder, converted on the fly, or a local
-        diffusers AudioLDM 2 / Stable Audio pipeline folder, run by the ``diffusers`` backend)."""
+        """Load a tokenlm checkpoint folder, or convert on the fly a transformers MusicGen folder or an audiocraft
+        MusicGen / AudioGen release (its T5 and, for ``{"pretrained": ...}`` codecs, its EnCodec come from the local
+        Hugging Face cache; ``tokenlm convert audiocraft --t5 --encodec`` takes explicit folders), or run a local
+        diffusers AudioLDM 2 / Stable Audio pipeline folder with the ``diffusers`` backend."""
         path = Path(path)
         if (path / "model_index.json").is_file():  # a diffusers pipeline folder
             return cls(get_backend_class("diffusers").from_pretrained(path, device=device))
+        if (path / "state_dict.bin").is_file() and not (path / "config.json").exists():  # an audiocraft release
+            from tokenlm.convert.audiocraft_lm import load_audiocraft
+
+            return cls(load_audiocraft(path, device=device))
+        if path.is_dir() and not (path / "config.json").exists():
+            raise CheckpointError(
+                f"{str(path)!r} is not a checkpoint folder: it has no config.json (tokenlm loads a tokenlm checkpoint "
+                "or a transformers MusicGen folder (config.json), an audiocraft release (state_dict.bin + "
+                "compression_state_dict.bin) or a diffusers AudioLDM 2 / Stable Audio folder (model_index.json))"
+            )
         config = read_config(path)
         if str(config.get("model_type", "")).startswith("musicgen"):  # MusicGen (Melody is refused there)
             from tokenlm.convert.musicgen_hf import load_musicgen_hf
