@@ -456,3 +456,10 @@ def test_decode_frames_checks_its_input(chunked: EncodecCodec) -> None:
         plain.decode_frames([(codes, None)] * 2)
     with pytest.raises(ValueError, match="does not normalise"):
         plain.decode_frames([(codes, torch.ones(1, 1))])
+
+
+def test_chunked_config_needs_an_overlap() -> None:
+    config = tiny_encodec_config()
+    config.update(chunk_length_s=0.1, overlap=None)
+    with pytest.raises(ValueError, match=r"chunk_length_s=0.1\) needs an overlap.*overlap=None"):
+        EncodecCodec.from_config(config)
