@@ -34,14 +34,21 @@ def audiocraft_cfg(
     custom: bool = True,
     bias: bool = False,
     modeling: str = "delay",
-    genre_route: str = "cross",
+    genre_route: str | None = "cross",
     memory_efficient: bool = False,
     bias_proj: bool = False,
+    card: int = CARD,
 ) -> OmegaConf:
     """An ``xp.cfg`` shaped like MusicGen's (config/model/lm/musicgen_lm.yaml), at a tiny scale."""
     fuser = {"cross_attention_pos_emb": False, "cross_attention_pos_emb_scale": 1, "sum": [], "prepend": [],
              "cross": ["description"], "input_interpolate": []}
-    fuser[genre_route].append("genre")
+    conditioners = {
+        "description": {"model": "t5", "t5": {"name": t5_name, "finetune": False, "word_dropout": 0.0,
+                                              "normalize_text": False}},
+    }
+    if genre_route is not None:
+        fuser[genre_route].append("genre")
+        conditioners["genre"] = {"model": "lut", "lut": {"n_bins": 64, "dim": 16, "tokenizer": "noop"}}
     return OmegaConf.create({
         "device": "cpu",
         "dtype": "float32",
@@ -51,7 +58,7 @@ def audiocraft_cfg(
             "delay": {"delays": list(range(N_Q)), "flatten_first": 0, "empty_initial": 0},
         },
         "transformer_lm": {
-            "dim": DIM, "num_heads": 4, "num_layers": 2, "hidden_scale": 4, "n_q": N_Q, "card": CARD,
+            "dim": DIM, "num_heads": 4, "num_layers": 2, "hidden_scale": 4, "n_q": N_Q, "card": card,
             "dropout": 0.0, "emb_lr": None, "activation": "gelu", "norm_first": True, "bias_ff": bias,
             "bias_attn": bias, "bias_proj": bias_proj, "past_context": None, "causal": True, "custom": custom,
             "memory_efficient": memory_efficient, "attention_as_float32": False, "layer_scale": None,
@@ -63,11 +70,7 @@ def audiocraft_cfg(
         "classifier_free_guidance": {"training_dropout": 0.1, "inference_coef": 3.0},
         "attribute_dropout": {},
         "fuser": fuser,
-        "conditioners": {
-            "description": {"model": "t5", "t5": {"name": t5_name, "finetune": False, "word_dropout": 0.0,
-                                                  "normalize_text": False}},
-            "genre": {"model": "lut", "lut": {"n_bins": 64, "dim": 16, "tokenizer": "noop"}},
-        },
+        "conditioners": conditioners,
         "dataset": {"segment_duration": 2.0},
     })
 
@@ -91,8 +94,13 @@ def codec_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def export_audiocraft(cfg: OmegaConf, folder: Path, seed: int = 0) -> torch.nn.Module:
-    """Build audiocraft's LM from ``cfg``, randomise every parameter, export it like a release; return the LM."""
+def export_audiocraft(
+    cfg: OmegaConf, folder: Path, seed: int = 0, compression: dict | None = None
+) -> torch.nn.Module:
+    """Build audiocraft's LM from ``cfg``, randomise every parameter, export it like a release; return the LM.
+
+    ``compression`` is the compression package to write (default: ``{"pretrained": "facebook/encodec_32khz"}``).
+    """
     from audiocraft.models import builders
 
     torch.manual_seed(seed)
@@ -103,8 +111,8 @@ def export_audiocraft(cfg: OmegaConf, folder: Path, seed: int = 0) -> torch.nn.M
     folder.mkdir(parents=True, exist_ok=True)
     torch.save({"xp.cfg": OmegaConf.to_yaml(cfg), "best_state": lm.state_dict(), "version": "1.3.0",
                 "exported": True}, folder / "state_dict.bin")
-    torch.save({"pretrained": "facebook/encodec_32khz", "exported": True, "version": "1.3.0"},
-               folder / "compression_state_dict.bin")
+    compression = compression or {"pretrained": "facebook/encodec_32khz", "exported": True, "version": "1.3.0"}
+    torch.save(compression, folder / "compression_state_dict.bin")
     return lm
 
 
@@ -160,7 +168,7 @@ def test_greedy_cfg_codes_match(variant: str, audiocraft_t5: str, codec_dir: Pat
     duration = frames / backend.frame_rate
     codes = backend.generate_tokens(ATTRIBUTES, duration, SamplingParams(temperature=0.0, cfg_coef=3.0))
     assert codes.shape == expected.shape == (len(ATTRIBUTES), N_Q, frames)
-    assert torch.equal(codes, expected)
+    assert torch.equal(codes, expected) and codes.unique().numel() > 8  # not a degenerate model
 
 
 def test_converted_folder_reloads_with_the_same_logits(audiocraft_t5: str, codec_dir: Path, tmp_path: Path) -> None:
@@ -199,3 +207,32 @@ def test_rope_generation_follows_the_non_streaming_model(audiocraft_t5: str, cod
     guided = uncond + (cond - uncond) * cfg_coef  # [B, K, S, card]
     expected = pattern.revert_logits(guided[:, :, :-1]).argmax(-1)  # position s predicts step s + 1
     assert torch.equal(codes, expected)
+
+
+def test_audiogen_release_end_to_end_audio_matches(audiocraft_t5: str, tmp_path: Path) -> None:
+    """An AudioGen-style release (T5 description, delay pattern, its own 16 kHz audiocraft EnCodec saved in full):
+    audiocraft's ``AudioGen.generate`` and tokenlm's ``TextToAudio.generate`` give the same codes and audio."""
+    from audiocraft.models import AudioGen
+    from test_encodec_parity import audiocraft_cfg as encodec_cfg
+    from test_encodec_parity import audiocraft_model as encodec_model
+
+    from tokenlm.api import TextToAudio
+
+    codec_cfg = encodec_cfg()
+    compression_model = encodec_model(codec_cfg, seed=4)
+    compression = {"xp.cfg": OmegaConf.to_yaml(codec_cfg), "best_state": compression_model.state_dict(),
+                   "version": "1.3.0", "exported": True}
+    lm_cfg = audiocraft_cfg(audiocraft_t5, genre_route=None, card=int(codec_cfg.rvq.bins))
+    lm = export_audiocraft(lm_cfg, tmp_path / "audiogen", seed=6, compression=compression)
+    reference = AudioGen("tiny-audiogen", compression_model, lm, max_duration=4.0)  # its constructor strides 2 s
+    reference.set_generation_params(use_sampling=False, duration=0.4, cfg_coef=3.0, extend_stride=1.0)
+    prompts = ["a dog barks twice", "heavy rain on a tin roof with distant thunder"]
+    with torch.no_grad():
+        expected_wav, expected_codes = reference.generate(prompts, return_tokens=True)  # [B, 1, N], [B, K, T]
+
+    model = TextToAudio(load_audiocraft(tmp_path / "audiogen", t5=audiocraft_t5))
+    audio = model.generate(prompts, duration=0.4, temperature=0.0, cfg_coef=3.0, return_codes=True)
+    assert model.sample_rate == reference.sample_rate == 16000
+    assert torch.equal(audio.codes, expected_codes) and audio.codes.unique().numel() > 8  # not a degenerate model
+    assert audio.wav.shape == expected_wav.shape == (2, 1, 6400)
+    assert (audio.wav - expected_wav).abs().max().item() < 1e-5
