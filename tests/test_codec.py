@@ -176,12 +176,13 @@ def test_input_errors(codec: EncodecCodec) -> None:
         codec.decode_latent(torch.zeros(1, 16, 5))
 
 
-def test_chunked_models_rejected() -> None:
+def test_chunked_models_load_as_frames() -> None:
     config = tiny_encodec_config()
     config.update(chunk_length_s=1.0, overlap=0.01, normalize=True)
-    with pytest.raises(ValueError, match="chunked EnCodec models are not supported yet"):
-        EncodecCodec.from_config(config)
-
+    codec = EncodecCodec.from_config(config)
+    assert codec.framed
+    with pytest.raises(ValueError, match="per-chunk loudness scales are not part of"):
+        codec.encode(torch.zeros(1, 1, 1000))
 
 def test_loading_errors(codec: EncodecCodec, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="missing"):

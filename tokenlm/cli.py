@@ -95,9 +95,10 @@ def _convert(args: argparse.Namespace) -> int:
 
         destination = convert_audiocraft(args.src, args.dst, t5=args.t5, encodec=args.encodec)
     else:
-        from tokenlm.convert.encodec_checkpoints import convert_encodec_package_checkpoint
+        from tokenlm.convert.encodec_checkpoints import convert_encodec_checkpoint
 
-        destination = convert_encodec_package_checkpoint(args.src, args.dst, bandwidth=args.bandwidth)
+        options = {"bandwidth": args.bandwidth} if args.bandwidth is not None else {}
+        destination = convert_encodec_checkpoint(args.src, args.dst, **options)
         print(f"wrote EnCodec folder {destination}")
         return 0
     print(f"wrote tokenlm checkpoint {destination}")
@@ -158,7 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument(
         "source_format", choices=CONVERT_FORMATS,
         help="format of SRC: musicgen-hf (a transformers MusicGen folder), audiocraft (a folder with state_dict.bin "
-        "and compression_state_dict.bin), encodec (an encodec package .th file: writes an EnCodec folder)",
+        "and compression_state_dict.bin), encodec (an encodec package .th file or an audiocraft "
+        "compression_state_dict.bin: writes a Hugging Face EnCodec folder)",
     )
     conv.add_argument("src", help="source folder (or .th file for encodec)")
     conv.add_argument("dst", help="destination folder")

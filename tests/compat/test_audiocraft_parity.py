@@ -213,9 +213,9 @@ def test_audiogen_release_end_to_end_audio_matches(audiocraft_t5: str, tmp_path:
     """An AudioGen-style release (T5 description, delay pattern, its own 16 kHz audiocraft EnCodec saved in full):
     audiocraft's ``AudioGen.generate`` and tokenlm's ``TextToAudio.generate`` give the same codes and audio."""
     from audiocraft.models import AudioGen
-    from test_encodec_parity import audiocraft_cfg as encodec_cfg
-    from test_encodec_parity import audiocraft_model as encodec_model
 
+    from compat.test_encodec_parity import audiocraft_cfg as encodec_cfg
+    from compat.test_encodec_parity import audiocraft_model as encodec_model
     from tokenlm.api import TextToAudio
 
     codec_cfg = encodec_cfg()
