@@ -52,7 +52,7 @@ from conditioners.text.t5 import T5Conditioner
 from tokenlm.codecs.encodec import EncodecCodec
 from tokenlm.common.hf import quiet_hf_loading
 from tokenlm.convert.encodec_checkpoints import encodec_from_audiocraft
-from tokenlm.convert.torch_files import TensorPool, check_state_dict, load_torch_file
+from tokenlm.convert.torch_files import TensorPool, check_state_dict, load_strict, load_torch_file
 from tokenlm.lm.backend import LMBackend
 from tokenlm.lm.model import LMConfig, LMModel
 
@@ -281,13 +281,6 @@ def lm_state_dict(pool: TensorPool, config: LMConfig) -> dict[str, torch.Tensor]
     return state
 
 
-def _load_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
-    try:
-        module.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        raise ValueError(f"the audiocraft {what} weights do not match its xp.cfg: {err}") from err
-
-
 # -------------------------------------------------------------------------------------------- conditioners
 
 
@@ -326,7 +319,7 @@ def _t5_conditioner(
     finetuned = pool.take_prefix(f"{prefix}t5.")
     if finetuned:  # a fine-tuned T5 is saved inside the checkpoint
         finetuned.setdefault("encoder.embed_tokens.weight", finetuned.get("shared.weight"))
-        _load_strict(encoder, finetuned, f"fine-tuned T5 of {name!r}")
+        load_strict(encoder, finetuned, f"audiocraft fine-tuned T5 of {name!r}")
     weight = pool.take(f"{prefix}output_proj.weight")
     if tuple(weight.shape) != (dim, d_model):
         raise ValueError(
@@ -339,7 +332,7 @@ def _t5_conditioner(
         finetune=bool(options.get("finetune", False)),
     )  # no truncation, like audiocraft
     bias = pool.take(f"{prefix}output_proj.bias", (dim,))
-    _load_strict(conditioner.output_proj, {"weight": weight, "bias": bias}, f"{name!r} projection")
+    load_strict(conditioner.output_proj, {"weight": weight, "bias": bias}, f"audiocraft {name!r} projection")
     return conditioner
 
 
@@ -352,7 +345,7 @@ def _lut_conditioner(name: str, options: dict[str, Any], pool: TensorPool, dim: 
         "output_proj.weight": pool.take(f"{prefix}output_proj.weight", (dim, width)),
         "output_proj.bias": pool.take(f"{prefix}output_proj.bias", (dim,)),
     }
-    _load_strict(conditioner, state, f"{name!r} look-up table")
+    load_strict(conditioner, state, f"audiocraft {name!r} look-up table")
     return conditioner
 
 
@@ -448,7 +441,7 @@ def load_audiocraft(
     config = lm_config(cfg)
     pool = TensorPool(state, "audiocraft LM checkpoint")
     lm = LMModel(config)
-    _load_strict(lm, lm_state_dict(pool, config), "LM")
+    load_strict(lm, lm_state_dict(pool, config), "audiocraft LM")
     _drop_rope_tables(pool, config)
     conditioners, routes = build_conditioners(cfg, pool, config.dim, t5)
     pool.check_consumed()

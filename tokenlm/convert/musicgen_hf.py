@@ -52,6 +52,7 @@ from transformers.utils import logging as hf_logging
 from conditioners.text.t5 import T5Conditioner
 from tokenlm.codecs.encodec import EncodecCodec
 from tokenlm.common.hf import quiet_hf_loading
+from tokenlm.convert.torch_files import TensorPool, load_strict
 from tokenlm.lm.backend import LMBackend
 from tokenlm.lm.model import LMConfig, LMModel
 
@@ -238,7 +239,7 @@ def _lm_config(decoder: Any) -> LMConfig:
     )
 
 
-def _lm_state_dict(weights: _WeightReader | _StateDictReader, cfg: LMConfig) -> dict[str, torch.Tensor]:
+def _lm_state_dict(weights: _WeightReader | TensorPool, cfg: LMConfig) -> dict[str, torch.Tensor]:
     """MusicGen decoder tensors renamed (and q/k/v fused) into :class:`LMModel`'s layout."""
     K = cfg.num_codebooks
     state = {
@@ -269,18 +270,6 @@ def _lm_state_dict(weights: _WeightReader | _StateDictReader, cfg: LMConfig) -> 
     return state
 
 
-class _StateDictReader:
-    """The ``take`` interface of :class:`_WeightReader` over an in-memory state dict."""
-
-    def __init__(self, state: dict[str, torch.Tensor]) -> None:
-        self._state = dict(state)
-
-    def take(self, name: str) -> torch.Tensor:
-        if name not in self._state:
-            raise ValueError(f"the MusicGen decoder lacks the tensor {name!r}")
-        return self._state.pop(name)
-
-
 def lm_from_musicgen_decoder(decoder: torch.nn.Module) -> LMModel:
     """An :class:`LMModel` with the weights of an in-memory transformers ``MusicgenForCausalLM`` (same maths).
 
@@ -289,16 +278,8 @@ def lm_from_musicgen_decoder(decoder: torch.nn.Module) -> LMModel:
     state = {f"decoder.{name}": tensor.detach() for name, tensor in decoder.state_dict().items()}
     cfg = _lm_config(decoder.config)
     lm = LMModel(cfg)
-    _load_strict(lm, _lm_state_dict(_StateDictReader(state), cfg), "decoder")
+    load_strict(lm, _lm_state_dict(TensorPool(state, "MusicGen decoder"), cfg), "MusicGen decoder")
     return lm
-
-
-def _load_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
-    """``load_state_dict(strict=True)`` with a ValueError naming ``what`` on any mismatch."""
-    try:
-        module.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        raise ValueError(f"the MusicGen {what} weights do not match its config: {err}") from err
 
 
 def _text_conditioner(
@@ -309,7 +290,7 @@ def _text_conditioner(
     state = weights.take_prefix("text_encoder.")
     if "shared.weight" in state:  # the encoder's embedding is tied to ``shared`` and often not stored
         state.setdefault("encoder.embed_tokens.weight", state["shared.weight"])
-    _load_strict(encoder, state, "text encoder")
+    load_strict(encoder, state, "MusicGen text encoder")
     d_model, dim = int(config.text_encoder.d_model), int(config.decoder.hidden_size)
     has_proj = weights.has("enc_to_dec_proj.weight")
     if not has_proj and d_model != dim:
@@ -322,14 +303,14 @@ def _text_conditioner(
     )  # no truncation, like the MusicGen processor and audiocraft
     if has_proj:
         proj = {"weight": weights.take("enc_to_dec_proj.weight"), "bias": weights.take("enc_to_dec_proj.bias")}
-        _load_strict(conditioner.output_proj, proj, "enc_to_dec_proj")
+        load_strict(conditioner.output_proj, proj, "MusicGen enc_to_dec_proj")
     return conditioner
 
 
 def _codec(config: MusicgenConfig, weights: _WeightReader) -> EncodecCodec:
     """The EnCodec audio encoder at the bandwidth that gives the decoder's number of codebooks."""
     model = EncodecModel(config.audio_encoder)
-    _load_strict(model, weights.take_prefix("audio_encoder."), "audio encoder (EnCodec)")
+    load_strict(model, weights.take_prefix("audio_encoder."), "MusicGen audio encoder (EnCodec)")
     wanted = int(config.decoder.num_codebooks)
     bandwidths = [float(b) for b in config.audio_encoder.target_bandwidths]
     matching = [b for b in bandwidths if model.quantizer.get_num_quantizers_for_bandwidth(b) == wanted]
@@ -390,7 +371,7 @@ def load_musicgen_hf(src: str | Path, device: str | torch.device | None = None) 
 
     lm_config = _lm_config(config.decoder)
     lm = LMModel(lm_config)
-    _load_strict(lm, _lm_state_dict(weights, lm_config), "decoder")
+    load_strict(lm, _lm_state_dict(weights, lm_config), "MusicGen decoder")
     conditioner = _text_conditioner(config, weights, tokenizer)
     codec = _codec(config, weights)
     left = sorted(name for name in weights.names() if name not in DERIVED_TENSORS)

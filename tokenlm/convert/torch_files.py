@@ -65,6 +65,15 @@ def check_state_dict(obj: Any, what: str) -> dict[str, torch.Tensor]:
     return obj
 
 
+def load_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
+    """``module.load_state_dict(state, strict=True)``; a ValueError naming ``what`` (e.g. ``"MusicGen decoder"``)
+    and the missing / unexpected / misshapen tensors on any mismatch."""
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise ValueError(f"the {what} weights do not match its config: {err}") from err
+
+
 class TensorPool:
     """The tensors of a foreign state dict, taken one by one so a converter can prove it used every one.
 
