@@ -15,7 +15,8 @@ import torch
 import yaml
 
 from tokenlm.codecs.encodec import EncodecCodec, tiny_encodec_config
-from tokenlm.convert.audiocraft_lm import convert_audiocraft, load_audiocraft, unsupported_options
+from tokenlm.convert.audiocraft_config import unsupported_options
+from tokenlm.convert.audiocraft_lm import convert_audiocraft, load_audiocraft
 from tokenlm.lm.sampling import SamplingParams
 
 CARD, N_Q, DIM, LAYERS = 128, 4, 32, 2
