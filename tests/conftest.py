@@ -178,3 +178,14 @@ def tiny_recipe_overrides(
 def metrics(run_dir: Path) -> list[dict]:
     """The records of a run's ``metrics.jsonl``."""
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
+
+
+@pytest.fixture(scope="session")
+def tiny_encodec_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Hugging Face EnCodec folder of the tiny codec (16 kHz, 4 codebooks x 128 codes), seeded: what an
+    audiocraft release's ``{"pretrained": "facebook/encodec_32khz"}`` compression package points at in tests."""
+    from tokenlm.codecs.encodec import EncodecCodec, tiny_encodec_config
+
+    folder = tmp_path_factory.mktemp("tiny_encodec")
+    EncodecCodec.from_config(tiny_encodec_config(codebook_size=128, num_codebooks=4), seed=0).save_pretrained(folder)
+    return folder

@@ -14,7 +14,6 @@ import pytest
 import torch
 import yaml
 
-from tokenlm.codecs.encodec import EncodecCodec, tiny_encodec_config
 from tokenlm.convert.audiocraft_config import unsupported_options
 from tokenlm.convert.audiocraft_lm import convert_audiocraft, load_audiocraft
 from tokenlm.lm.sampling import SamplingParams
@@ -78,11 +77,10 @@ def write_checkpoint(folder: Path, cfg: dict | None = None, state: dict | None =
     return folder
 
 
-@pytest.fixture(scope="module")
-def codec_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("encodec")
-    EncodecCodec.from_config(tiny_encodec_config(codebook_size=CARD, num_codebooks=N_Q), seed=0).save_pretrained(folder)
-    return folder
+@pytest.fixture
+def codec_dir(tiny_encodec_dir: Path) -> Path:
+    """The tiny EnCodec folder (CARD codes x N_Q codebooks) that ``{"pretrained": ...}`` stands for."""
+    return tiny_encodec_dir
 
 
 def test_load_generate_and_convert(tmp_path: Path, tiny_t5_dir: Path, codec_dir: Path) -> None:

@@ -23,8 +23,8 @@ from test_musicgen_hf import save_tiny_musicgen
 from tokenlm import cli
 from tokenlm.api import TextToAudio
 from tokenlm.audio import read_audio
-from tokenlm.codecs.encodec import EncodecCodec, tiny_encodec_config
-from tokenlm.convert.encodec_checkpoints import audiocraft_encodec_config
+from tokenlm.codecs.encodec import EncodecCodec
+from tokenlm.convert.encodec_audiocraft import audiocraft_encodec_config
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 #: seconds the tiny models generate (the README asks for more): the tiny Stable Audio holds 1.28 s
@@ -39,7 +39,7 @@ def weights_block() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def sources(tmp_path_factory: pytest.TempPathFactory, tiny_t5_dir: Path) -> dict[str, Path]:
+def sources(tmp_path_factory: pytest.TempPathFactory, tiny_t5_dir: Path, tiny_encodec_dir: Path) -> dict[str, Path]:
     """Tiny inputs for every ``path/to/<name>`` the README reads."""
     root = tmp_path_factory.mktemp("weights")
     save_tiny_musicgen(root / "musicgen-small", tiny_t5_dir)
@@ -52,16 +52,13 @@ def sources(tmp_path_factory: pytest.TempPathFactory, tiny_t5_dir: Path) -> dict
                audiogen / "compression_state_dict.bin")
 
     write_checkpoint(root / "musicgen-medium", cfg=xp_cfg("t5-base"))  # names facebook/encodec_32khz
-    EncodecCodec.from_config(tiny_encodec_config(codebook_size=128, num_codebooks=4), seed=0).save_pretrained(
-        root / "encodec_32khz"
-    )
     torch.save(seanet_state(EncodecCodec.from_config(VARIANT_24, seed=0).model), root / NAME_24)
     build_stable_audio(tiny_t5_dir).save_pretrained(root / "stable-audio-open-1.0")
     return {
         "musicgen-small": root / "musicgen-small",
         "audiogen-medium": audiogen,
         "musicgen-medium": root / "musicgen-medium",
-        "encodec_32khz": root / "encodec_32khz",
+        "encodec_32khz": tiny_encodec_dir,
         NAME_24: root / NAME_24,
         "t5-large": tiny_t5_dir,
         "t5-base": tiny_t5_dir,

@@ -14,7 +14,6 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from tokenlm.codecs.encodec import EncodecCodec, tiny_encodec_config
 from tokenlm.convert.audiocraft_lm import convert_audiocraft, load_audiocraft
 from tokenlm.lm.patterns import build_pattern
 from tokenlm.lm.sampling import SamplingParams
@@ -86,12 +85,10 @@ def audiocraft_t5(tiny_t5_dir: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     return name
 
 
-@pytest.fixture(scope="module")
-def codec_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny Hugging Face EnCodec folder with CARD codes x N_Q codebooks (what ``pretrained`` points at)."""
-    folder = tmp_path_factory.mktemp("encodec")
-    EncodecCodec.from_config(tiny_encodec_config(codebook_size=CARD, num_codebooks=N_Q), seed=0).save_pretrained(folder)
-    return folder
+@pytest.fixture
+def codec_dir(tiny_encodec_dir: Path) -> Path:
+    """The tiny EnCodec folder (CARD codes x N_Q codebooks) that ``{"pretrained": ...}`` stands for."""
+    return tiny_encodec_dir
 
 
 def export_audiocraft(
