@@ -18,16 +18,14 @@ import yaml
 from transformers.models.encodec.modeling_encodec import EncodecConv1d, EncodecConvTranspose1d, EncodecModel
 
 from tokenlm.codecs import EncodecCodec, tiny_encodec_config
+from tokenlm.convert.encodec_audiocraft import audiocraft_encodec_config, encodec_from_audiocraft
 from tokenlm.convert.encodec_checkpoints import (
-    audiocraft_encodec_config,
     convert_encodec_checkpoint,
     convert_encodec_package_checkpoint,
-    encodec_from_audiocraft,
-    infer_seanet_architecture,
     load_encodec_checkpoint,
-    load_encodec_package_checkpoint,
-    seanet_to_transformers,
 )
+from tokenlm.convert.encodec_package import load_encodec_package_checkpoint
+from tokenlm.convert.encodec_seanet import infer_seanet_architecture, seanet_to_transformers
 
 NAME_24 = "encodec_24khz-d7cc33bc.th"
 NAME_48 = "encodec_48khz-7e698e3e.th"

@@ -3,8 +3,9 @@
 Tiny random models are built with the libraries' own classes (the encodec package's ``EncodecModel`` as its
 ``_get_model`` builds it, audiocraft's through ``builders.get_compression_model``), their weights and codebooks
 randomised, saved the way each library ships them (a ``.th`` state dict under the released file name; an exported
-``{"xp.cfg", "best_state"}`` package), and loaded by :mod:`tokenlm.convert.encodec_checkpoints`, which imports
-neither library. Codes must be identical, decoded audio within 1e-5.
+``{"xp.cfg", "best_state"}`` package), and loaded by :mod:`tokenlm.convert.encodec_checkpoints` and the modules it
+dispatches to (``encodec_package``, ``encodec_audiocraft``, ``encodec_seanet``), which import neither library. Codes
+must be identical, decoded audio within 1e-5.
 """
 
 from __future__ import annotations
@@ -17,12 +18,9 @@ import torch
 from omegaconf import OmegaConf
 
 from tokenlm.codecs.encodec import EncodecCodec, tiny_encodec_config
-from tokenlm.convert.encodec_checkpoints import (
-    convert_encodec_package_checkpoint,
-    encodec_from_audiocraft,
-    load_encodec_checkpoint,
-    load_encodec_package_checkpoint,
-)
+from tokenlm.convert.encodec_audiocraft import encodec_from_audiocraft
+from tokenlm.convert.encodec_checkpoints import convert_encodec_package_checkpoint, load_encodec_checkpoint
+from tokenlm.convert.encodec_package import load_encodec_package_checkpoint
 
 ATOL = 1e-5
 

@@ -58,7 +58,7 @@ from tokenlm.convert.audiocraft_config import (
     training_window,
     unsupported_options,
 )
-from tokenlm.convert.encodec_checkpoints import encodec_from_audiocraft
+from tokenlm.convert.encodec_audiocraft import encodec_from_audiocraft
 from tokenlm.convert.torch_files import TensorPool, load_strict, load_torch_file
 from tokenlm.lm.backend import LMBackend
 from tokenlm.lm.model import LMConfig, LMModel
