@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -173,8 +172,8 @@ class TextToAudio:
             prompt_audio: audio to continue (LM), ``[C, N]`` / ``[B, C, N]`` tensor at ``prompt_sample_rate``,
                 or a file path; the output starts with it.
             extend_stride: seconds the window advances when ``duration`` exceeds the model's window (LM).
-            negative_prompt: what guidance steers away from, one string for every prompt or one per prompt; only
-                backends whose ``generate_audio`` takes it (``diffusers``); needs ``cfg_coef > 1``.
+            negative_prompt: what guidance steers away from, one string for every prompt or one per prompt; a
+                sampling argument of the ``diffusers`` backend (needs ``cfg_coef > 1``).
         Returns:
             :class:`Audio` with ``wav`` ``[B, C, N]``, N = duration x sample rate.
         """
@@ -182,11 +181,10 @@ class TextToAudio:
         duration = _check_duration(duration)
         given = dict(
             top_k=top_k, top_p=top_p, temperature=temperature, cfg_coef=cfg_coef, two_step_cfg=two_step_cfg,
-            steps=steps, cfg_rescale=cfg_rescale, scheduler=scheduler,
+            steps=steps, cfg_rescale=cfg_rescale, scheduler=scheduler, negative_prompt=negative_prompt,
         )
         params = self._sampling({name: value for name, value in given.items() if value is not None})
         backend = self.backend
-        extra = self._negative_prompt(negative_prompt)
         if not hasattr(backend, "generate_tokens"):  # a backend that makes audio directly (diffusion)
             refused = dict(return_codes=return_codes, prompt_audio=prompt_audio, extend_stride=extend_stride)
             for name, value in refused.items():
@@ -196,7 +194,7 @@ class TextToAudio:
                         "(to edit audio with diffusion use TextToAudio.edit)"
                     )
             wav = backend.generate_audio(
-                attributes, duration, params, seed=seed, progress=progress, callback=callback, **extra
+                attributes, duration, params, seed=seed, progress=progress, callback=callback
             )
             return Audio(wav.cpu(), self.sample_rate)
         prompt = self._prompt_codes(prompt_audio, prompt_sample_rate, len(attributes))
@@ -260,18 +258,6 @@ class TextToAudio:
                 f"it takes {', '.join(allowed)}"
             )
         return backend.make_sampling(given)
-
-    def _negative_prompt(self, negative_prompt: str | list[str] | None) -> dict[str, Any]:
-        """``{"negative_prompt": ...}`` for a backend that takes one; refused by name for the others."""
-        if negative_prompt is None:
-            return {}
-        generate_audio = getattr(self.backend, "generate_audio", None)
-        if generate_audio is None or "negative_prompt" not in inspect.signature(generate_audio).parameters:
-            raise ValueError(
-                f"negative_prompt does not apply to the {self.backend.name!r} backend of this model; it is taken by "
-                "diffusers pipelines (backend 'diffusers')"
-            )
-        return {"negative_prompt": negative_prompt}
 
     def _prompt_codes(
         self, prompt_audio: torch.Tensor | str | Path | None, sample_rate: int | None, batch: int

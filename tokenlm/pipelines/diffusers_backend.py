@@ -146,10 +146,12 @@ class PipelineParams:
     Attributes:
         steps: ``num_inference_steps``.
         cfg_coef: ``guidance_scale``; the pipelines guide only above 1 (at or below 1: conditional prediction only).
+        negative_prompt: what guidance steers away from: one text for every prompt, one per prompt, or None.
     """
 
     steps: int
     cfg_coef: float
+    negative_prompt: str | tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or not 1 <= self.steps <= 1000:
@@ -280,7 +282,7 @@ class DiffusersBackend(nn.Module):
     """
 
     name = "diffusers"
-    sampling_parameters = ("steps", "cfg_coef")
+    sampling_parameters = ("steps", "cfg_coef", "negative_prompt")
 
     def __init__(self, pipeline: Any) -> None:
         super().__init__()
@@ -319,8 +321,14 @@ class DiffusersBackend(nn.Module):
     # ---------------------------------------------------------------- arguments
     def make_sampling(self, given: dict[str, Any]) -> PipelineParams:
         """The sampling parameters from the ones the caller gave (the rest take the pipeline's defaults)."""
+        negative = given.get("negative_prompt")
+        if negative is not None and not isinstance(negative, str):
+            texts = tuple(negative) if isinstance(negative, Sequence) else None
+            if texts is None or not all(isinstance(text, str) for text in texts):
+                raise ValueError(f"negative_prompt must be a string or a list of strings, got {negative!r}")
+            negative = texts
         return PipelineParams(steps=given.get("steps", self.default_steps),
-                              cfg_coef=given.get("cfg_coef", self.default_cfg_coef))
+                              cfg_coef=given.get("cfg_coef", self.default_cfg_coef), negative_prompt=negative)
 
     def check_duration(self, duration: float) -> int:
         """Samples of ``duration`` seconds (``round(duration * rate)``); outside the pipeline's range is an error."""
@@ -350,10 +358,9 @@ class DiffusersBackend(nn.Module):
         return texts
 
     @staticmethod
-    def negative_texts(
-        negative_prompt: str | Sequence[str] | None, batch: int, params: PipelineParams
-    ) -> list[str] | None:
+    def negative_texts(params: PipelineParams, batch: int) -> list[str] | None:
         """One negative prompt per prompt (a string is used for all); it needs guidance (``cfg_coef > 1``)."""
+        negative_prompt = params.negative_prompt
         if negative_prompt is None:
             return None
         if not params.uses_cfg:
@@ -362,9 +369,7 @@ class DiffusersBackend(nn.Module):
             )
         if isinstance(negative_prompt, str):
             return [negative_prompt] * batch
-        texts = list(negative_prompt) if isinstance(negative_prompt, Sequence) else None
-        if texts is None or not all(isinstance(text, str) for text in texts):
-            raise ValueError(f"negative_prompt must be a string or a list of strings, got {negative_prompt!r}")
+        texts = list(negative_prompt)
         if len(texts) != batch:
             raise ValueError(f"negative_prompt has {len(texts)} entries for {batch} prompt(s); give one per prompt")
         return texts
@@ -380,7 +385,6 @@ class DiffusersBackend(nn.Module):
         seed: int | None = None,
         progress: bool = False,
         callback: Callable[[int, int], None] | None = None,
-        negative_prompt: str | Sequence[str] | None = None,
     ) -> torch.Tensor:
         """Waveform ``[B, C, N]`` float32, ``N = round(duration * sample_rate)``, one per prompt.
 
@@ -391,7 +395,7 @@ class DiffusersBackend(nn.Module):
         samples) the next length that gives them, and the audio is trimmed to ``N``.
         """
         texts = self.prompt_texts(attributes)
-        negatives = self.negative_texts(negative_prompt, len(texts), params)
+        negatives = self.negative_texts(params, len(texts))
         samples = self.check_duration(duration)
         generator = torch.Generator("cpu").manual_seed(int(seed)) if seed is not None else None
         self.pipeline.set_progress_bar_config(disable=not progress)
