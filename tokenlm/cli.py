@@ -1,4 +1,4 @@
-"""The ``tokenlm`` command: ``generate``, ``train``, ``data``, ``eval`` and ``convert``."""
+"""The ``tokenlm`` command: ``generate``, ``train``, ``data``, ``eval``, ``codec`` and ``convert``."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from tokenlm.codec_cli import add_codec_parser
 from tokenlm.data.cli import add_data_parser
 from tokenlm.data.synth.cli import add_synth_parser
 from tokenlm.eval.cli import add_eval_parser
@@ -175,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_commands = add_data_parser(commands)  # tokenlm data index | encode
     add_synth_parser(data_commands)  # tokenlm data synth
     add_eval_parser(commands)  # tokenlm eval
+    add_codec_parser(commands)  # tokenlm codec eval | export
     return parser
 
 

@@ -104,6 +104,22 @@ def _init_codebooks(model: EncodecModel, num_frames: int = 256) -> None:
         residual = residual - codebook.decode(codebook.encode(residual))
 
 
+def check_codebooks(model: EncodecModel, directory: str | Path) -> None:
+    """Refuse a model whose RVQ codebooks were never learnt: transformers fills missing codebook tensors with
+    zeros (every code would decode to the same vector), so a folder without them, or with collapsed ones, is an
+    error that names the folder and the codebook."""
+    for index, layer in enumerate(model.quantizer.layers):
+        embed = layer.codebook.embed  # [card, D]
+        if not torch.isfinite(embed).all():
+            raise ValueError(f"EnCodec folder '{directory}': codebook {index} holds NaN or infinite entries")
+        if embed.shape[0] > 1 and bool((embed == embed[:1]).all()):
+            raise ValueError(
+                f"EnCodec folder '{directory}': codebook {index} is untrained or missing (all its "
+                f"{embed.shape[0]} entries are equal); its model.safetensors must hold "
+                f"quantizer.layers.{index}.codebook.embed from a trained codec"
+            )
+
+
 class EncodecCodec(Codec):
     """EnCodec (transformers' ``EncodecModel``) at one fixed bandwidth.
 
@@ -171,6 +187,7 @@ class EncodecCodec(Codec):
         if model_type != "encodec":
             raise ValueError(f"'{config_path}' describes a {model_type!r} model, not an 'encodec' model")
         model = EncodecModel.from_pretrained(directory, local_files_only=True)
+        check_codebooks(model, directory)
         return cls(model, bandwidth)
 
     def save_pretrained(self, directory: str | Path) -> None:

@@ -78,11 +78,24 @@ def build_backend(
 ) -> torch.nn.Module:
     """The untrained backend a recipe describes: ``backend: lm`` (default) or ``backend: ldm``."""
     kind = cfg.get("backend", "lm")
+    if kind == "codec":
+        return build_codec_trainee(cfg, seed)
     if kind == "ldm":
         return build_ldm_backend(cfg, captions, work_dir, seed, values_of)
     if kind != "lm":
-        raise ValueError(f"recipe backend must be 'lm' or 'ldm', got {kind!r}")
+        raise ValueError(f"recipe backend must be 'lm', 'ldm' or 'codec', got {kind!r}")
     return build_lm_backend(cfg, captions, work_dir, seed, values_of)
+
+
+def build_codec_trainee(cfg: dict[str, Any], seed: int) -> torch.nn.Module:
+    """The untrained codec of a codec recipe: ``codec.architecture`` (``codec_config`` keywords) and
+    ``codec.training`` (``CodecTrainingConfig`` fields)."""
+    from tokenlm.codecs.training import CodecTrainee, CodecTrainingConfig, codec_config
+
+    torch.manual_seed(seed)
+    section = cfg["codec"]
+    architecture = codec_config(**(section.get("architecture") or {}))
+    return CodecTrainee(CodecTrainingConfig(encodec=architecture, **(section.get("training") or {})))
 
 
 def build_lm_backend(

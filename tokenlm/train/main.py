@@ -58,9 +58,24 @@ def prepare_data(cfg: dict[str, Any], is_main: bool) -> None:
     generate_dataset(synth["out"], int(synth["n"]), seed=int(synth["seed"]), preset=synth["preset"])
 
 
+def load_training_backend(kind: str, directory: Path, device: torch.device) -> torch.nn.Module:
+    """The saved initial model of a run: a generation backend, or a codec being trained (``backend: codec``)."""
+    if kind == "codec":
+        from tokenlm.codecs.training import CodecTrainee
+
+        return CodecTrainee.from_pretrained(directory, device=device)
+    from tokenlm.backends import get_backend_class
+
+    return get_backend_class(kind).from_pretrained(directory, device=device)
+
+
+def frozen_codec(backend: torch.nn.Module) -> torch.nn.Module:
+    """The frozen codec a generation backend trains on; a codec being trained has none (an empty module)."""
+    return getattr(backend, "codec", None) or torch.nn.Identity()
+
+
 def run(overrides: list[str]) -> Path:
     """Train the recipe; returns the exported inference checkpoint folder."""
-    from tokenlm.backends import get_backend_class
     from tokenlm.train import distributed as D
     from tokenlm.train.build import attach_caches, build_backend
     from tokenlm.train.data import TrainData, captions_of, category_values
@@ -80,7 +95,7 @@ def run(overrides: list[str]) -> Path:
             if not (init_dir / "config.json").is_file():
                 train = cfg["data"]["train"]
                 manifests = train if isinstance(train, list) else [train]
-                captions = captions_of(manifests)
+                captions = captions_of(manifests) if cfg.get("backend") != "codec" else []
                 backend = build_backend(
                     cfg, captions, run_dir / "assets", int(cfg["seed"]), lambda name: category_values(manifests, name)
                 )
@@ -88,10 +103,9 @@ def run(overrides: list[str]) -> Path:
         if info.enabled:
             torch.distributed.barrier()
         # every rank loads the same saved initial model, so all start from identical weights
-        backend_class = get_backend_class(str(cfg.get("backend", "lm")))
-        backend = backend_class.from_pretrained(run_dir / "init", device=device)
-        attach_caches(backend, cfg["conditioners"] or [])
-        backend.codec.requires_grad_(False)
+        backend = load_training_backend(str(cfg.get("backend", "lm")), run_dir / "init", device)
+        attach_caches(backend, cfg.get("conditioners") or [])
+        frozen_codec(backend).requires_grad_(False)
         data = TrainData(cfg, backend, info, seed=int(cfg["seed"]))
         trainer = Trainer(cfg, backend, data, info)
         trainer.resume_if_asked()

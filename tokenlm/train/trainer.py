@@ -6,6 +6,7 @@ import json
 import logging
 import math
 import signal
+import time
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -158,8 +159,11 @@ class Trainer:
         accumulation = int(solver.get("accumulation", 1))
         totals: dict[str, torch.Tensor] = {}
         finite = True
+        start, audio_seconds = time.perf_counter(), 0.0
         for micro in range(accumulation):
             batch = self.data.train_batch(self.step * accumulation + micro)
+            if "wav" in batch:  # [B, C, N] audio at the model's rate (a token cache holds codes instead)
+                audio_seconds += batch["wav"].shape[0] * batch["wav"].shape[-1] / self.data.sample_rate
             codes, frame_mask = self.data.inputs(batch, self.backend, self.device)  # codes or latents
             draw = self._dropped(codes.shape[0])
             dropped = draw.dropped
@@ -192,6 +196,8 @@ class Trainer:
         metrics = {name: float(D.all_reduce_mean(value.to(self.device), self.info)) for name, value in totals.items()}
         metrics["grad_norm"] = float(grad_norm)
         metrics["lr"] = self.scheduler.get_last_lr()[0]
+        if audio_seconds:  # throughput of this process, in seconds of training audio per second
+            metrics["audio_seconds_per_s"] = audio_seconds / (time.perf_counter() - start)
         return metrics
 
     def _skip_step(self) -> dict[str, float]:
@@ -217,7 +223,9 @@ class Trainer:
         try:
             while self.step < self.total_steps:
                 self.backend.train()
-                self.backend.codec.eval()
+                frozen = getattr(self.backend, "codec", None)
+                if frozen is not None:
+                    frozen.eval()
                 metrics = self.train_step()
                 self.step += 1
                 self._log(metrics)
@@ -310,7 +318,8 @@ class Trainer:
         if self.info.is_main:
             if self.cfg.get("export", {}).get("use_ema", True):
                 self.ema.copy_to(self.module)
-            self.backend.eval().save_pretrained(directory)
+            backend = self.backend.eval()
+            getattr(backend, "export_pretrained", backend.save_pretrained)(directory)
         if self.info.enabled:
             torch.distributed.barrier()
         return directory
