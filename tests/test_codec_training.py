@@ -100,6 +100,16 @@ def test_export_codes_and_decodes_exactly_as_the_training_time_model(tmp_path):
     assert torch.allclose(latent, trainee.encoder(wav), atol=1e-6)
 
 
+def test_spectral_losses_ramp_in_after_the_time_domain_warm_up():
+    trainee = tiny_trainee(spectral_from=2, spectral_full=6).train()
+    assert [trainee.spectral_scale(step) for step in (0, 2, 4, 6, 9)] == [0.0, 0.0, 0.5, 1.0, 1.0]
+    wav = torch.randn(2, 1, 3200) * 0.1
+    early = trainee.compute_loss(wav)
+    assert float(early["mel"]) == 0 and float(early["stft"]) == 0 and float(early["loss"]) == pytest.approx(
+        float(early["l1"]))
+    assert trainee.eval().spectral_scale(0) == 1.0  # validation scores the whole objective
+
+
 def test_export_before_the_codebooks_exist_is_refused():
     with pytest.raises(RuntimeError, match="not initialised"):
         tiny_trainee().export_model()
@@ -129,7 +139,8 @@ def codec_overrides(run_dir: Path, data: Path, steps: int, *extra: str) -> list[
     return [
         *tiny_recipe_overrides(run_dir, data, steps, warmup_steps=1), "recipe=demo_codec", *arch,
         "codec.training.vq_start=3", "codec.training.kmeans_batches=2", "codec.training.kmeans_iters=2",
-        "codec.training.kmeans_pool=512", "data.segment_duration=0.4", "checkpoint.every=2", "valid.every=0",
+        "codec.training.kmeans_pool=512", "codec.training.spectral_from=1", "codec.training.spectral_full=3",
+        "data.segment_duration=0.4", "checkpoint.every=2", "valid.every=0",
         *extra,
     ]
 
@@ -149,6 +160,7 @@ def test_codec_recipe_trains_and_exports_an_encodec_folder(tmp_path, tiny_manife
     assert [m["step"] for m in records] == [1, 2, 3, 4, 5, 6]
     assert all(m["commit"] == 0 for m in records[:3]) and all(m["commit"] > 0 for m in records[3:])
     assert all(m["audio_seconds_per_s"] > 0 for m in records)  # the recipe's throughput, audio s per s
+    assert records[0]["mel"] == 0 and records[0]["stft"] == 0 and all(m["mel"] > 0 for m in records[2:])
     # the run's newest checkpoint exports the same codec (EMA weights, the live codebooks)
     again = CodecTrainee.from_run(tmp_path / "run").to_codec(bandwidth=1.2)
     wav = tone(330, 0.4)

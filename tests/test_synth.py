@@ -74,6 +74,19 @@ def test_generate_dataset_is_reproducible(tmp_path):
         assert path.read_bytes() == (tmp_path / "b" / path.relative_to(tmp_path / "a")).read_bytes()
 
 
+def test_parallel_generation_writes_the_same_data_set(tmp_path):
+    one = generate_dataset(tmp_path / "one", n=12, seed=4, duration=1.0)
+    two = generate_dataset(tmp_path / "two", n=12, seed=4, duration=1.0, workers=2)
+    for split in one:
+        assert one[split].read_text() == two[split].read_text()
+    waves = sorted((tmp_path / "one" / "audio").rglob("*.wav"))
+    assert len(waves) == 12
+    for path in waves:
+        assert path.read_bytes() == (tmp_path / "two" / path.relative_to(tmp_path / "one")).read_bytes()
+    with pytest.raises(ValueError, match="workers must be an integer >= 1, got 0"):
+        generate_dataset(tmp_path / "bad", n=6, workers=0)
+
+
 def test_heldout_split_recombines_values_all_seen_in_training():
     """Every attribute value of a held-out combination also occurs in non-held-out (training) combinations."""
     for name, family in FAMILIES.items():

@@ -55,7 +55,8 @@ def prepare_data(cfg: dict[str, Any], is_main: bool) -> None:
     from tokenlm.data.synth import generate_dataset
 
     log.info("generating the synthetic data set (%d clips) into %s", synth["n"], synth["out"])
-    generate_dataset(synth["out"], int(synth["n"]), seed=int(synth["seed"]), preset=synth["preset"])
+    workers = int(synth.get("workers") or os.cpu_count() or 1)
+    generate_dataset(synth["out"], int(synth["n"]), seed=int(synth["seed"]), preset=synth["preset"], workers=workers)
 
 
 def load_training_backend(kind: str, directory: Path, device: torch.device) -> torch.nn.Module:

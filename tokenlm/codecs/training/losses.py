@@ -15,8 +15,25 @@ import torch.nn.functional as F
 from torch import nn
 from transformers.audio_utils import mel_filter_bank
 
-#: floor added to magnitudes before the log (-100 dB): quiet clips (-38 LUFS) still get a full-size gradient
+#: floor under magnitudes before the log, relative to each item's loudest bin at that scale (-60 dB): bins the
+#: target leaves empty (most of them for a pure tone) stop dominating the loss with 1 / magnitude gradients
+RELATIVE_FLOOR = 1e-3
+#: absolute floor (silent items)
 LOG_FLOOR = 1e-5
+#: the smallest RMS a target is normalised by (-50 dBFS): a silent crop must not blow its artefacts up
+RMS_FLOOR = 3e-3
+
+
+def log_magnitude_l1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """L1 between log magnitudes ``[B, F, T]``, each floored at ``RELATIVE_FLOOR`` x the target item's peak."""
+    floor = (RELATIVE_FLOOR * y.amax(dim=(1, 2), keepdim=True)).clamp_min(LOG_FLOOR)  # [B, 1, 1]
+    return F.l1_loss(torch.log(x + floor), torch.log(y + floor))
+
+
+def normalise_pair(recon: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both signals divided by the target's RMS per item, so quiet and loud clips weigh alike in every term."""
+    rms = target.float().pow(2).mean(dim=(1, 2), keepdim=True).sqrt().clamp_min(RMS_FLOOR)  # [B, 1, 1]
+    return recon.float() / rms, target.float() / rms
 
 
 def stft_magnitude(wav: torch.Tensor, n_fft: int, hop: int, window: torch.Tensor) -> torch.Tensor:
@@ -62,7 +79,7 @@ class MultiScaleMelLoss(nn.Module):
         total = recon.new_zeros(())
         for mel in self.mels:
             x, y = mel(recon), mel(target)
-            total = total + F.l1_loss(x, y) + F.l1_loss(torch.log(x + LOG_FLOOR), torch.log(y + LOG_FLOOR))
+            total = total + F.l1_loss(x, y) + log_magnitude_l1(x, y)
         return total / len(self.mels)
 
 
@@ -83,21 +100,23 @@ class MultiResolutionSTFTLoss(nn.Module):
             x = stft_magnitude(recon, n, n // 4, window)
             y = stft_magnitude(target, n, n // 4, window)
             convergence = torch.linalg.vector_norm(y - x) / (torch.linalg.vector_norm(y) + LOG_FLOOR)
-            log_mag = F.l1_loss(torch.log(x + LOG_FLOOR), torch.log(y + LOG_FLOOR))
-            total = total + convergence + log_mag
+            total = total + convergence + log_magnitude_l1(x, y)
         return total / len(self.fft_sizes)
 
 
 class ReconstructionLoss(nn.Module):
     """The weighted reconstruction terms of a codec: ``{"mel", "stft", "l1"}`` (unweighted values) and
-    ``"total"``, their weighted sum."""
+    ``"total"``, their weighted sum, on signals normalised by the target's RMS per item.
+
+    The time-domain L1 is what gets a SEANet decoder phase-coherent quickly (spectral terms alone leave it
+    making DC and up-sampling artefacts for thousands of steps); the spectral terms keep noise and detail."""
 
     def __init__(
         self,
         sample_rate: int,
         mel_weight: float = 1.0,
         stft_weight: float = 1.0,
-        l1_weight: float = 0.1,
+        l1_weight: float = 1.0,
         mel_scales: Sequence[int] = (6, 7, 8, 9, 10, 11),
         stft_sizes: Sequence[int] = (2048, 512, 128),
     ) -> None:
@@ -106,13 +125,18 @@ class ReconstructionLoss(nn.Module):
         self.mel = MultiScaleMelLoss(sample_rate, mel_scales)
         self.stft = MultiResolutionSTFTLoss(stft_sizes)
 
-    def forward(self, recon: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, recon: torch.Tensor, target: torch.Tensor, spectral_scale: float = 1.0) -> dict[str, torch.Tensor]:
+        """The terms for ``recon`` / ``target`` ``[B, C, N]``; ``spectral_scale`` multiplies the mel and STFT
+        weights (0 skips computing them)."""
+        recon, target = normalise_pair(recon, target)
+        spectral = spectral_scale > 0
         terms = {
-            "mel": self.mel(recon, target) if self.weights["mel"] else recon.new_zeros(()),
-            "stft": self.stft(recon, target) if self.weights["stft"] else recon.new_zeros(()),
+            "mel": self.mel(recon, target) if self.weights["mel"] and spectral else recon.new_zeros(()),
+            "stft": self.stft(recon, target) if self.weights["stft"] and spectral else recon.new_zeros(()),
             "l1": F.l1_loss(recon.float(), target.float()),
         }
-        terms["total"] = sum(self.weights[name] * terms[name] for name in self.weights)
+        scales = {"mel": spectral_scale, "stft": spectral_scale, "l1": 1.0}
+        terms["total"] = sum(self.weights[name] * scales[name] * terms[name] for name in self.weights)
         return terms
 
 

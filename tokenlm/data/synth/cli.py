@@ -22,7 +22,7 @@ def parse_duration(text: str) -> float | tuple[float, float]:
 def run_synth(args: argparse.Namespace) -> int:
     """Generate the data set and print where its manifests are."""
     duration = parse_duration(args.duration) if args.duration else None
-    manifests = generate_dataset(args.out, args.n, args.seed, args.preset, duration=duration)
+    manifests = generate_dataset(args.out, args.n, args.seed, args.preset, duration=duration, workers=args.workers)
     for split, path in manifests.items():
         lines = sum(1 for _ in path.open())
         print(f"{split}: {lines} clips -> {path}")
@@ -40,5 +40,7 @@ def add_synth_parser(data_commands: argparse._SubParsersAction) -> argparse.Argu
     parser.add_argument("--preset", choices=sorted(PRESETS), default="sfx16k",
                         help="sfx16k (16 kHz sound effects, 1-5 s) or music32k (32 kHz music, 3-10 s)")
     parser.add_argument("--duration", default=None, help="seconds per clip, or a range such as 1-10")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes rendering clips in parallel (the data set is the same for any number)")
     parser.set_defaults(func=run_synth)
     return parser

@@ -136,6 +136,19 @@ def _write_jsonl(records: list[dict[str, Any]], path: Path) -> Path:
     return path
 
 
+def _write_clip(task: tuple[str, int, int, int, str, bool, float, float, tuple[str, ...]]) -> dict[str, Any]:
+    """Render and write clip ``index`` of a split; returns its manifest record (runs in worker processes)."""
+    out_dir, seed, split_index, index, preset, heldout, low, high, names = task
+    split = SPLITS[split_index][0]
+    rng = np.random.default_rng([seed, split_index, index])
+    family = names[int(rng.integers(len(names)))]
+    wav, rate, caption, labels = make_clip(rng, preset, family=family, duration=(low, high), heldout=heldout)
+    relative = Path("audio") / split / f"{split}_{index:06d}.wav"
+    write_audio(Path(out_dir) / relative, torch.from_numpy(wav), rate, normalize="clip")
+    return {"path": relative.as_posix(), "duration": round(wav.shape[0] / rate, 6),
+            "sample_rate": rate, "channels": 1, "description": caption, "labels": labels}
+
+
 def generate_dataset(
     out_dir: str | Path,
     n: int,
@@ -146,29 +159,33 @@ def generate_dataset(
     families: Sequence[str] | None = None,
     valid_fraction: float = 0.1,
     heldout_fraction: float = 0.1,
+    workers: int = 1,
 ) -> dict[str, Path]:
     """Write ``n`` clips as WAVs under ``out_dir/audio/`` and the manifests ``train.jsonl``, ``valid.jsonl``
     and ``test_heldout.jsonl`` (held-out attribute combinations only) in ``out_dir``.
 
     Each manifest line is ``{"path", "duration", "sample_rate", "channels": 1, "description", "labels"}``
-    with ``path`` relative to ``out_dir``. Clip ``i`` of a split depends only on ``(seed, split, i)``.
+    with ``path`` relative to ``out_dir``. Clip ``i`` of a split depends only on ``(seed, split, i)``, so
+    ``workers`` processes render clips in parallel and write the very same data set as one.
     Returns ``{"train": path, "valid": path, "test_heldout": path}``.
     """
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
     config = get_preset(preset)
     low, high = duration_range(duration, config)
-    names = _eligible(config, families, high)
+    names = tuple(_eligible(config, families, high))
     sizes = split_sizes(n, valid_fraction, heldout_fraction)
     out_dir = Path(out_dir)
     manifests: dict[str, Path] = {}
     for split_index, (split, heldout) in enumerate(SPLITS):
-        records = []
-        for index in range(sizes[split]):
-            rng = np.random.default_rng([seed, split_index, index])
-            family = names[int(rng.integers(len(names)))]
-            wav, rate, caption, labels = make_clip(rng, preset, family=family, duration=(low, high), heldout=heldout)
-            relative = Path("audio") / split / f"{split}_{index:06d}.wav"
-            write_audio(out_dir / relative, torch.from_numpy(wav), rate, normalize="clip")
-            records.append({"path": relative.as_posix(), "duration": round(wav.shape[0] / rate, 6),
-                            "sample_rate": rate, "channels": 1, "description": caption, "labels": labels})
+        tasks = [(str(out_dir), seed, split_index, index, preset, heldout, low, high, names)
+                 for index in range(sizes[split])]
+        if workers > 1 and len(tasks) > 1:
+            from concurrent.futures import ProcessPoolExecutor
+
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                records = list(pool.map(_write_clip, tasks, chunksize=max(1, len(tasks) // (8 * workers))))
+        else:
+            records = [_write_clip(task) for task in tasks]
         manifests[split] = _write_jsonl(records, out_dir / f"{split}.jsonl")
     return manifests
