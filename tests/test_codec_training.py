@@ -21,7 +21,9 @@ try:
 except ImportError:
     from tests.conftest import metrics, tiny_recipe_overrides
 
-TINY_ARCHITECTURE = dict(num_filters=4, hidden_size=16, codebook_size=64, num_codebooks=4, upsampling_ratios=(2, 4, 5, 8))
+TINY_ARCHITECTURE = dict(
+    num_filters=4, hidden_size=16, codebook_size=64, num_codebooks=4, upsampling_ratios=(2, 4, 5, 8)
+)
 
 
 def tiny_trainee(**training) -> CodecTrainee:
@@ -44,7 +46,8 @@ def test_si_snr_is_scale_invariant_and_orders_noise_levels():
     assert torch.allclose(si_snr(0.25 * (ref + 0.05 * noise), ref), si_snr(ref + 0.05 * noise, ref), atol=1e-4)
     low, high = si_snr(ref + 0.01 * noise, ref), si_snr(ref + 0.1 * noise, ref)
     # noise at -30.5 dB / -10.5 dB relative to a 0.3-amplitude sine (power 0.045)
-    assert abs(float(low) - 10 * math.log10(0.045 / 1e-4)) < 1.0 and abs(float(high) - 10 * math.log10(0.045 / 1e-2)) < 1.0
+    assert abs(float(low) - 10 * math.log10(0.045 / 1e-4)) < 1.0
+    assert abs(float(high) - 10 * math.log10(0.045 / 1e-2)) < 1.0
     with pytest.raises(ValueError, match="equal shapes"):
         si_snr(ref, ref[..., :-1])
 
@@ -65,7 +68,7 @@ def test_reconstruction_loss_is_zero_on_identity_and_grows_with_pitch_error():
 def test_warm_up_pools_latents_then_kmeans_initialises_every_codebook():
     trainee = tiny_trainee().train()
     wav = torch.randn(4, 1, 3200) * 0.1
-    for step in range(3):
+    for _ in range(3):
         out = trainee.compute_loss(wav)
         assert float(out["commit"]) == 0.0  # autoencoder warm-up: no quantiser yet
         assert not any(bool(layer._codebook.initted) for layer in trainee.quantizer.layers)
@@ -239,3 +242,31 @@ def test_round_trip_resamples_other_rates_and_keeps_the_length():
     assert out.shape == (8000,) and np.isfinite(out).all()
     with pytest.raises(ValueError, match=r"mono clip shaped \[N\]"):
         round_trip(codec, np.zeros((2, 100), np.float32), 16000)
+
+
+def test_readme_codec_commands(tmp_path, monkeypatch):
+    """The README's codec commands, run as written on a small data set, a tiny architecture and few steps."""
+    import re
+    import shlex
+
+    from tokenlm import cli
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = next(b for b in re.findall(r"```bash\n(.*?)```", readme, flags=re.S) if "recipe=demo_codec" in b)
+    monkeypatch.chdir(tmp_path)
+    arch = [f"codec.architecture.{k}={list(v) if isinstance(v, tuple) else v}" for k, v in TINY_ARCHITECTURE.items()]
+    arch = [a for a in arch if "codebook_size" not in a and "num_codebooks" not in a]  # keep 8 x 1024: 2.0 kbps = 4
+    for line in block.strip().splitlines():
+        argv = shlex.split(line.split("#")[0])
+        if argv[1:3] == ["train", "recipe=demo_codec"]:
+            argv += ["solver.steps=6", "data.synth.n=30", "data.synth.workers=2", "solver.batch_size=4", *arch,
+                     "codec.training.vq_start=3", "codec.training.kmeans_batches=2", "codec.training.kmeans_iters=2",
+                     "codec.training.spectral_from=1", "codec.training.spectral_full=2", "checkpoint.every=3",
+                     "valid.every=0", "log.tensorboard=false"]
+        elif argv[1] == "train":
+            argv += ["solver.steps=2", "solver.batch_size=2", "conditioners.0.vocab_size=40", "log.tensorboard=false"]
+        assert cli.main(argv[1:]) == 0, line
+    codec = EncodecCodec.from_pretrained(tmp_path / "my_codec", bandwidth=2.0)
+    assert codec.num_codebooks == 4 and codec.cardinality == 1024
+    lm_config = json.loads((tmp_path / "runs" / "demo_lm" / "export" / "config.json").read_text())
+    assert lm_config["codec"]["bandwidth"] == 2.0

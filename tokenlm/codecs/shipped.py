@@ -15,8 +15,10 @@ from tokenlm.codecs.encodec import EncodecCodec
 SHIPPED_CODEC_DIR = Path(__file__).resolve().parents[1] / "assets" / "codec"
 #: what recipes write in ``codec.path`` to mean the shipped codec
 SHIPPED = "shipped"
-RESTORE_HINT = ("restore it with `pip install --force-reinstall tokenlm`, or retrain it with "
-                "`tokenlm train recipe=demo_codec` and `tokenlm codec export runs/demo_codec --out tokenlm/assets/codec`")
+RESTORE_HINT = (
+    "restore it with `pip install --force-reinstall tokenlm`, or retrain it with `tokenlm train recipe=demo_codec` "
+    "and `tokenlm codec export runs/demo_codec --out tokenlm/assets/codec`"
+)
 
 
 def load_shipped_codec(bandwidth: float | None = None) -> EncodecCodec:

@@ -122,11 +122,12 @@ def format_report(report: dict[str, Any]) -> str:
     header = ["codebooks", "kbps", "mel dist.", "SI-SNR dB", "overall", *attributes]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     reference = report.get("reference_alignment", {})
-    lines.append("| original clips | | | | " + " | ".join(_fmt(reference.get(n)) for n in ["overall", *attributes]) + " |")
+    names = ["overall", *attributes]
+    lines.append("| original clips | | | | " + " | ".join(_fmt(reference.get(n)) for n in names) + " |")
     for band in bands.values():
-        scores = [_fmt(band["alignment"].get(n, {}).get("score")) for n in ["overall", *attributes]]
-        lines.append(f"| {band['codebooks']} | {band['kbps']:g} | {band['mel_distance']:.3f} | {band['si_snr_db']:.1f} | "
-                     + " | ".join(scores) + " |")
+        scores = [_fmt(band["alignment"].get(n, {}).get("score")) for n in names]
+        first = f"| {band['codebooks']} | {band['kbps']:g} | {band['mel_distance']:.3f} | {band['si_snr_db']:.1f} | "
+        lines.append(first + " | ".join(scores) + " |")
     return "\n".join(lines)
 
 

@@ -125,7 +125,9 @@ class ReconstructionLoss(nn.Module):
         self.mel = MultiScaleMelLoss(sample_rate, mel_scales)
         self.stft = MultiResolutionSTFTLoss(stft_sizes)
 
-    def forward(self, recon: torch.Tensor, target: torch.Tensor, spectral_scale: float = 1.0) -> dict[str, torch.Tensor]:
+    def forward(
+        self, recon: torch.Tensor, target: torch.Tensor, spectral_scale: float = 1.0
+    ) -> dict[str, torch.Tensor]:
         """The terms for ``recon`` / ``target`` ``[B, C, N]``; ``spectral_scale`` multiplies the mel and STFT
         weights (0 skips computing them)."""
         recon, target = normalise_pair(recon, target)

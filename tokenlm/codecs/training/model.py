@@ -198,7 +198,9 @@ class CodecTrainee(nn.Module):
         self.config = config
         self.encodec_config = EncodecConfig(**config.encodec)
         if self.encodec_config.normalize or self.encodec_config.chunk_length_s is not None:
-            raise ValueError("a trainable codec must be unchunked and unnormalised (chunk_length_s=None, normalize=False)")
+            raise ValueError(
+                "a trainable codec must be unchunked and unnormalised (chunk_length_s=None, normalize=False)"
+            )
         model = EncodecModel(self.encodec_config)
         self.encoder, self.decoder = model.encoder, model.decoder
         calibrate_init([*self.encoder.layers, *self.decoder.layers], self._probe())
