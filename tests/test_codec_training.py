@@ -264,7 +264,7 @@ def test_readme_codec_commands(tmp_path, monkeypatch):
                      "codec.training.spectral_from=1", "codec.training.spectral_full=2", "checkpoint.every=3",
                      "valid.every=0", "log.tensorboard=false"]
         elif argv[1] == "train":
-            argv += ["solver.steps=2", "solver.batch_size=2", "conditioners.0.vocab_size=40", "log.tensorboard=false"]
+            argv += ["solver.steps=2", "solver.batch_size=2", "log.tensorboard=false"]
         assert cli.main(argv[1:]) == 0, line
     codec = EncodecCodec.from_pretrained(tmp_path / "my_codec", bandwidth=2.0)
     assert codec.num_codebooks == 4 and codec.cardinality == 1024
