@@ -2,8 +2,8 @@
 reconstructed held-out clips), plus sounds outside the synthetic families (espeak-ng speech, a chord on an organ-like
 waveform, a plucked inharmonic tone), written out to listen to.
 
-    .venv/bin/python benchmarks/codec_quality.py                                   # the shipped codec
-    .venv/bin/python benchmarks/codec_quality.py --codec runs/demo_codec --limit 100 --out codec_report
+    .venv/bin/python benchmarks/codec_quality.py --codec runs/demo_codec/export
+    .venv/bin/python benchmarks/codec_quality.py --codec runs/demo_codec --limit 100 --out codec_report  # newest ckpt
 
 Prints Markdown tables (the ones in docs/codec.md) and writes ``report.json`` and the WAVs under ``--out``.
 """
@@ -110,7 +110,7 @@ def format_outside(rows: list[dict], bandwidths: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--codec", default=None, help="EnCodec folder or codec run (default: the shipped codec)")
+    parser.add_argument("--codec", required=True, help="an EnCodec folder, or a codec run (its newest checkpoint)")
     parser.add_argument("--manifest", default="data/synth_sfx16k/test_heldout.jsonl",
                         help="held-out captioned clips (made by `tokenlm train recipe=demo_codec`)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N clips")
@@ -118,12 +118,7 @@ def main() -> None:
     parser.add_argument("--out", default="codec_report", help="folder for report.json and the WAVs")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    if args.codec is None:
-        from tokenlm.codecs.shipped import load_shipped_codec
-
-        codec = load_shipped_codec()
-    else:
-        codec = _load_codec(args.codec)
+    codec = _load_codec(args.codec)
     out = Path(args.out)
     report = evaluate_codec(codec, args.manifest, limit=args.limit, out_dir=out / "heldout")
     report["outside"] = outside_sounds(codec, out)

@@ -19,12 +19,7 @@ log = logging.getLogger(__name__)
 
 
 def build_codec(cfg: dict[str, Any]) -> EncodecCodec:
-    """``codec.path`` (a local Hugging Face EnCodec folder, or ``shipped`` for the codec in the package) or a random
-    codec from ``codec.tiny`` overrides."""
-    if cfg.get("path") == "shipped":
-        from tokenlm.codecs.shipped import load_shipped_codec
-
-        return load_shipped_codec(cfg.get("bandwidth"))
+    """``codec.path`` (a local Hugging Face EnCodec folder) or a random codec from ``codec.tiny`` overrides."""
     if cfg.get("path"):
         return load_codec(Path(cfg["path"]), {"kind": cfg.get("kind", "encodec"), "bandwidth": cfg.get("bandwidth")})
     tiny = tiny_encodec_config(**(cfg.get("tiny") or {}))
