@@ -70,17 +70,12 @@ def load_training_backend(kind: str, directory: Path, device: torch.device) -> t
     return get_backend_class(kind).from_pretrained(directory, device=device)
 
 
-def frozen_codec(backend: torch.nn.Module) -> torch.nn.Module:
-    """The frozen codec a generation backend trains on; a codec being trained has none (an empty module)."""
-    return getattr(backend, "codec", None) or torch.nn.Identity()
-
-
 def run(overrides: list[str]) -> Path:
     """Train the recipe; returns the exported inference checkpoint folder."""
     from tokenlm.train import distributed as D
     from tokenlm.train.build import attach_caches, build_backend
     from tokenlm.train.data import TrainData, captions_of, category_values
-    from tokenlm.train.trainer import Trainer
+    from tokenlm.train.trainer import Trainer, frozen_codec
 
     cfg = compose_recipe(overrides)
     device = _device(cfg["device"])
@@ -106,7 +101,9 @@ def run(overrides: list[str]) -> Path:
         # every rank loads the same saved initial model, so all start from identical weights
         backend = load_training_backend(str(cfg.get("backend", "lm")), run_dir / "init", device)
         attach_caches(backend, cfg.get("conditioners") or [])
-        frozen_codec(backend).requires_grad_(False)
+        frozen = frozen_codec(backend)
+        if frozen is not None:
+            frozen.requires_grad_(False)
         data = TrainData(cfg, backend, info, seed=int(cfg["seed"]))
         trainer = Trainer(cfg, backend, data, info)
         trainer.resume_if_asked()

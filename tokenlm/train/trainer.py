@@ -223,7 +223,7 @@ class Trainer:
         try:
             while self.step < self.total_steps:
                 self.backend.train()
-                frozen = getattr(self.backend, "codec", None)
+                frozen = frozen_codec(self.backend)
                 if frozen is not None:
                     frozen.eval()
                 metrics = self.train_step()
@@ -323,6 +323,11 @@ class Trainer:
         if self.info.enabled:
             torch.distributed.barrier()
         return directory
+
+
+def frozen_codec(backend: nn.Module) -> nn.Module | None:
+    """The frozen codec a generation backend trains on; None for a codec being trained (``backend: codec``)."""
+    return getattr(backend, "codec", None)
 
 
 def condition_dropout(cfg: dict[str, Any]) -> ConditionDropout:

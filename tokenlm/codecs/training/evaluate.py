@@ -98,7 +98,8 @@ def evaluate_codec(
             "alignment": alignment, "seconds_per_second": audio_seconds / elapsed,
             "frechet_distance": suite["quality"].get("frechet_distance"),
         }
-        report["reference_alignment"] = {name: values.get("ceiling") for name, values in suite["alignment"].items()}
+        report.setdefault("reference_alignment",
+                          {name: values.get("ceiling") for name, values in suite["alignment"].items()})
         if out_dir is not None:
             for entry, (recon, rate) in zip(entries, recons, strict=True):
                 path = Path(out_dir) / f"{bandwidth:g}" / Path(entry["path"]).name

@@ -8,6 +8,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import torch
@@ -160,9 +161,15 @@ def si_snr(estimate: torch.Tensor, reference: torch.Tensor, eps: float = 1e-8) -
     return (10 * torch.log10((target.pow(2).sum(-1) + eps) / (noise.pow(2).sum(-1) + eps))).float()
 
 
+@functools.lru_cache(maxsize=4)
+def _distance_scales(sample_rate: int) -> tuple[MelScale, ...]:
+    """The mel filterbanks of :func:`mel_distance` (windows 2^6..2^11), built once per sample rate."""
+    return tuple(MultiScaleMelLoss(sample_rate).mels)
+
+
 def mel_distance(recon: torch.Tensor, target: torch.Tensor, sample_rate: int) -> torch.Tensor:
     """Multi-scale mel distance (mean absolute log-mel difference over windows 2^6..2^11), per item ``[B]``."""
-    mels = [MelScale(sample_rate, 2**i, mel_bins(2**i)).to(recon.device) for i in range(6, 12)]
+    mels = [mel.to(recon.device) for mel in _distance_scales(sample_rate)]
     per_item = []
     for item in range(recon.shape[0]):
         x, y = recon[item : item + 1], target[item : item + 1]
