@@ -181,9 +181,12 @@ def generate_dataset(
         tasks = [(str(out_dir), seed, split_index, index, preset, heldout, low, high, names)
                  for index in range(sizes[split])]
         if workers > 1 and len(tasks) > 1:
+            import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
-            with ProcessPoolExecutor(max_workers=workers) as pool:
+            # spawn, not fork: a forked child of a process whose torch / OpenMP threads are running can deadlock
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
                 records = list(pool.map(_write_clip, tasks, chunksize=max(1, len(tasks) // (8 * workers))))
         else:
             records = [_write_clip(task) for task in tasks]
