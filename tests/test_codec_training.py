@@ -113,19 +113,6 @@ def test_spectral_losses_ramp_in_after_the_time_domain_warm_up():
     assert trainee.eval().spectral_scale(0) == 1.0  # validation scores the whole objective
 
 
-def test_time_domain_weight_ramps_down_as_the_spectral_terms_ramp_in():
-    trainee = tiny_trainee(spectral_from=0, spectral_full=4, l1_final_weight=0.1, vq_start=100).train()
-    assert [trainee.l1_scale(trainee.spectral_scale(step)) for step in (0, 2, 4, 9)] == pytest.approx(
-        [1.0, 0.55, 0.1, 0.1])
-    assert tiny_trainee(l1_weight=1.0).l1_scale(1.0) == 1.0  # no final weight: unchanged
-    wav = torch.randn(2, 1, 3200) * 0.1
-    for _ in range(4):
-        trainee.compute_loss(wav)
-    late = trainee.compute_loss(wav)  # step 4: spectral at full, L1 at a tenth
-    expected = float(late["mel"]) + float(late["stft"]) + 0.1 * float(late["l1"])
-    assert float(late["loss"]) == pytest.approx(expected, rel=1e-5)
-
-
 def test_export_before_the_codebooks_exist_is_refused():
     with pytest.raises(RuntimeError, match="not initialised"):
         tiny_trainee().export_model()

@@ -127,10 +127,10 @@ class ReconstructionLoss(nn.Module):
         self.stft = MultiResolutionSTFTLoss(stft_sizes)
 
     def forward(
-        self, recon: torch.Tensor, target: torch.Tensor, spectral_scale: float = 1.0, l1_scale: float = 1.0
+        self, recon: torch.Tensor, target: torch.Tensor, spectral_scale: float = 1.0
     ) -> dict[str, torch.Tensor]:
         """The terms for ``recon`` / ``target`` ``[B, C, N]``; ``spectral_scale`` multiplies the mel and STFT
-        weights (0 skips computing them), ``l1_scale`` the time-domain weight."""
+        weights (0 skips computing them)."""
         recon, target = normalise_pair(recon, target)
         spectral = spectral_scale > 0
         terms = {
@@ -138,7 +138,7 @@ class ReconstructionLoss(nn.Module):
             "stft": self.stft(recon, target) if self.weights["stft"] and spectral else recon.new_zeros(()),
             "l1": F.l1_loss(recon.float(), target.float()),
         }
-        scales = {"mel": spectral_scale, "stft": spectral_scale, "l1": l1_scale}
+        scales = {"mel": spectral_scale, "stft": spectral_scale, "l1": 1.0}
         terms["total"] = sum(self.weights[name] * scales[name] * terms[name] for name in self.weights)
         return terms
 

@@ -96,9 +96,6 @@ class CodecTrainingConfig:
     # 0.03 vs 0.50 after 300 steps on tones), while the time-domain L1 alone gets it phase-coherent first
     spectral_from: int = 0
     spectral_full: int = 0
-    # the time-domain L1 weight once the spectral terms are full (it ramps down as they ramp in; None keeps
-    # l1_weight): being phase-sensitive, the L1 pulls every band the decoder cannot yet phase-align to silence
-    l1_final_weight: float | None = None
 
     def __post_init__(self) -> None:
         if self.vq_start < self.kmeans_batches:
@@ -316,19 +313,11 @@ class CodecTrainee(nn.Module):
         else:
             latent_in = latent
         recon = self.decoder(latent_in)[..., : wav.shape[-1]]  # [B, C, N]
-        ramp = self.spectral_scale(step)
-        terms = self.loss(recon, wav, ramp, self.l1_scale(ramp))
+        terms = self.loss(recon, wav, self.spectral_scale(step))
         return {
             "loss": terms["total"] + commit, "mel": terms["mel"].detach(), "stft": terms["stft"].detach(),
             "l1": terms["l1"].detach(), "commit": commit.detach(), "usage_q0": used,
         }
-
-    def l1_scale(self, ramp: float) -> float:
-        """The factor on the time-domain L1 weight when the spectral terms are at ``ramp`` (0..1) of full."""
-        final, weight = self.config.l1_final_weight, self.config.l1_weight
-        if final is None or not weight:
-            return 1.0
-        return 1.0 + (final / weight - 1.0) * ramp
 
     def spectral_scale(self, step: int) -> float:
         """The factor on the spectral loss weights at ``step`` (a linear ramp; 1 outside training)."""
