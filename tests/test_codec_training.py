@@ -264,9 +264,11 @@ def test_readme_codec_commands(tmp_path, monkeypatch):
                      "codec.training.spectral_from=1", "codec.training.spectral_full=2", "checkpoint.every=3",
                      "valid.every=0", "log.tensorboard=false"]
         elif argv[1] == "train":
-            argv += ["solver.steps=2", "solver.batch_size=2", "log.tensorboard=false"]
+            argv += ["solver.steps=2", "solver.batch_size=2", "log.tensorboard=false", "data.synth.n=12",
+                     "data.synth.duration=1.0", "data.segment_duration=1.0", "model.dim=32", "model.num_layers=1",
+                     "model.ffn_dim=64", "model.num_heads=2"]
         assert cli.main(argv[1:]) == 0, line
     codec = EncodecCodec.from_pretrained(tmp_path / "my_codec", bandwidth=2.0)
     assert codec.num_codebooks == 4 and codec.cardinality == 1024
-    lm_config = json.loads((tmp_path / "runs" / "demo_lm" / "export" / "config.json").read_text())
+    lm_config = json.loads((tmp_path / "runs" / "lm_my_codec" / "export" / "config.json").read_text())
     assert lm_config["codec"]["bandwidth"] == 2.0

@@ -1,6 +1,7 @@
 """The README's examples and the command line, run as a user would run them."""
 
 import json
+import math
 import re
 import shlex
 from pathlib import Path
@@ -10,32 +11,26 @@ import torch
 
 from tokenlm import cli
 from tokenlm.audio import read_audio
+from tokenlm.eval.analysis import analyze
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-
-
-@pytest.fixture()
-def default_home(tmp_path_factory, monkeypatch):
-    """A TOKENLM_HOME shared by the tests of this module, so the default model is built once."""
-    home = tmp_path_factory.getbasetemp() / "tokenlm_home"
-    monkeypatch.setenv("TOKENLM_HOME", str(home))
-    return home
 
 
 def readme_blocks(language: str) -> list[str]:
     return re.findall(rf"```{language}\n(.*?)```", README.read_text(), flags=re.S)
 
 
-def test_quick_start_generate_command(default_home, tmp_path, monkeypatch):
+def test_quick_start_generate_command(tmp_path, monkeypatch):
     setup_line = readme_blocks("bash")[0].strip()
     assert setup_line.startswith("bash scripts/setup.sh && .venv/bin/tokenlm generate")
     argv = shlex.split(setup_line.split("&&", 1)[1])
     assert argv[0] == ".venv/bin/tokenlm"
     monkeypatch.chdir(tmp_path)
     assert cli.main(argv[1:]) == 0
-    wav, rate = read_audio(tmp_path / "dog.wav")
-    assert rate == 16000 and wav.shape == (1, 48000)
-    assert (default_home / "default-tiny-v1" / "config.json").is_file()
+    wav, rate = read_audio(tmp_path / "tone.wav")
+    assert rate == 16000 and wav.shape == (1, 64000)
+    f0 = analyze(wav[0].numpy(), rate).f0_hz  # the shipped default model follows the prompt
+    assert f0 is not None and abs(1200 * math.log2(f0 / 880.0)) < 50, f0
 
 
 def test_quick_start_test_command_is_what_ci_runs():
@@ -45,13 +40,13 @@ def test_quick_start_test_command_is_what_ci_runs():
 
 
 @pytest.mark.parametrize("index", range(len(readme_blocks("python"))))
-def test_readme_python_examples(index, default_home, tmp_path, monkeypatch):
+def test_readme_python_examples(index, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     exec(compile(readme_blocks("python")[index], f"README.md python block {index}", "exec"), {})
     assert any(tmp_path.glob("*.wav"))
 
 
-def test_cli_generate_options_and_determinism(default_home, tmp_path):
+def test_cli_generate_options_and_determinism(tmp_path):
     args = ["generate", "a cat meows", "a door creaks", "--duration", "0.5", "--seed", "3", "--top-k", "50",
             "--top-p", "0.9", "--temperature", "0.8", "--cfg", "2.5", "--quiet", "--out"]
     assert cli.main(args + [str(tmp_path / "a.wav")]) == 0
@@ -72,16 +67,16 @@ def test_cli_generate_options_and_determinism(default_home, tmp_path):
         (["ok", "--model", "/nonexistent/model"], "checkpoint folder '/nonexistent/model' does not exist"),
     ],
 )
-def test_cli_errors_are_one_line(default_home, tmp_path, capsys, extra, message):
+def test_cli_errors_are_one_line(tmp_path, capsys, extra, message):
     assert cli.main(["generate", *extra, "--quiet", "--out", str(tmp_path / "x.wav")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("tokenlm generate: error:") and len(err.splitlines()) == 1
     assert re.search(message, err)
 
 
-def test_readme_training_commands(tmp_path, monkeypatch, default_home):
+def test_readme_training_commands(tmp_path, monkeypatch):
     """The README's demo training commands, run as written with fewer steps and less data."""
-    block = next(b for b in readme_blocks("bash") if "tokenlm train recipe=demo_lm" in b)
+    block = next(b for b in readme_blocks("bash") if "tokenlm train recipe=tiny_lm" in b)
     monkeypatch.chdir(tmp_path)
     for line in block.strip().splitlines():
         argv = shlex.split(line)
@@ -94,8 +89,8 @@ def test_readme_training_commands(tmp_path, monkeypatch, default_home):
         else:
             argv += ["--quiet"]
         assert cli.main(argv[1:]) == 0, line
-    assert (tmp_path / "runs" / "demo_lm" / "export" / "config.json").is_file()
-    assert (tmp_path / "runs" / "demo_lm_no_rr" / "export" / "config.json").is_file()
+    assert (tmp_path / "runs" / "tiny_lm" / "export" / "config.json").is_file()
+    assert (tmp_path / "runs" / "tiny_lm_no_rr" / "export" / "config.json").is_file()
     assert read_audio(tmp_path / "tone.wav")[0].shape == (1, 32000)
-    steps = [json.loads(line)["step"] for line in (tmp_path / "runs/demo_lm/metrics.jsonl").read_text().splitlines()]
+    steps = [json.loads(line)["step"] for line in (tmp_path / "runs/tiny_lm/metrics.jsonl").read_text().splitlines()]
     assert max(steps) == 6  # resumed from step 4 to 6

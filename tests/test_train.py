@@ -209,7 +209,7 @@ def test_rr_sends_no_gradient_into_a_frozen_text_encoder(tiny_t5_dir):
 
 
 def test_demo_recipe_generates_its_synthetic_data_and_trains(tmp_path):
-    out = run(["recipe=demo_lm", f"run_dir={tmp_path / 'run'}", f"data.synth.out={tmp_path / 'synth'}",
+    out = run(["recipe=tiny_lm", f"run_dir={tmp_path / 'run'}", f"data.synth.out={tmp_path / 'synth'}",
                "data.synth.n=40", "solver.steps=12", "solver.batch_size=4", "checkpoint.every=0",
                "log.tensorboard=false", "conditioners.0.vocab_size=48"])
     assert (tmp_path / "synth" / "train.jsonl").is_file() and list((tmp_path / "synth" / "audio").rglob("*.wav"))

@@ -13,6 +13,7 @@ import torch
 from tokenlm.audio import batch_audio, write_audio
 from tokenlm.backends import get_backend_class
 from tokenlm.common.checkpoint import CheckpointError, read_config
+from tokenlm.defaults import default_model_path, is_default_name, restore_hint
 
 Prompt = str | dict[str, Any]
 
@@ -97,7 +98,10 @@ class TextToAudio:
         """Load a tokenlm checkpoint folder, or convert on the fly a transformers MusicGen folder or an audiocraft
         MusicGen / AudioGen release (its T5 and, for ``{"pretrained": ...}`` codecs, its EnCodec come from the local
         Hugging Face cache; ``tokenlm convert audiocraft --t5 --encodec`` takes explicit folders), or run a local
-        diffusers AudioLDM 2 / Stable Audio pipeline folder with the ``diffusers`` backend."""
+        diffusers AudioLDM 2 / Stable Audio pipeline folder with the ``diffusers`` backend. ``"default"`` (the token LM)
+        and ``"default-ldm"`` (latent diffusion) are the models shipped in the package (see ``tokenlm.defaults``)."""
+        if is_default_name(path) and not Path(path).exists():
+            return cls._load_default(str(path), device)
         path = Path(path)
         if (path / "model_index.json").is_file():  # a diffusers pipeline folder
             return cls(get_backend_class("diffusers").from_pretrained(path, device=device))
@@ -119,6 +123,18 @@ class TextToAudio:
             return cls(backend.to(device) if device is not None else backend)
         backend_class = get_backend_class(str(config.get("backend", "lm")))
         return cls(backend_class.from_pretrained(path, device=device))
+
+    @classmethod
+    def _load_default(cls, name: str, device: str | torch.device | None) -> TextToAudio:
+        """A shipped default model; a damaged asset is named with how to restore it."""
+        directory = default_model_path(name)
+        try:
+            return cls.from_pretrained(directory, device=device)
+        except (CheckpointError, OSError, ValueError, KeyError, RuntimeError) as error:
+            raise CheckpointError(
+                f"the shipped default model {name!r} in {str(directory)!r} could not be loaded: {error}; "
+                f"to restore it, {restore_hint(name)}"
+            ) from error
 
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write the model as a tokenlm checkpoint folder."""

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
+from tokenlm.assets_cli import add_assets_parser
 from tokenlm.codec_cli import add_codec_parser
 from tokenlm.data.cli import add_data_parser
 from tokenlm.data.synth.cli import add_synth_parser
+from tokenlm.defaults import DEFAULT_FOR_BACKEND
 from tokenlm.eval.cli import add_eval_parser
 
 EXAMPLE = 'tokenlm generate "a dog barks twice" --duration 5 --out dog.wav'
@@ -18,12 +19,13 @@ def _generate(args: argparse.Namespace) -> int:
     import torch
 
     from tokenlm.api import TextToAudio
-    from tokenlm.default_model import ensure_default_model
+    from tokenlm.defaults import DEFAULT_FOR_BACKEND
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    model_dir = Path(args.model) if args.model else ensure_default_model()
-    model = TextToAudio.from_pretrained(model_dir, device=args.device)
+    if args.model and args.backend:
+        raise ValueError(f"--backend {args.backend} picks a shipped default model; it does not apply with --model")
+    model = TextToAudio.from_pretrained(args.model or DEFAULT_FOR_BACKEND[args.backend or "lm"], device=args.device)
     audio = model.generate(
         args.prompt,
         args.duration,
@@ -112,8 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     gen = commands.add_parser("generate", help="generate audio from a text prompt", epilog=f"example: {EXAMPLE}")
     gen.add_argument("prompt", nargs="+", help="one or more text prompts (one output file each)")
-    gen.add_argument("--model", help="checkpoint folder or diffusers pipeline folder (default: the embedded tiny "
-                     "model, built on first use)")
+    gen.add_argument("--model", help="checkpoint folder, diffusers pipeline folder, or a shipped default: 'default' "
+                     "(token LM) or 'default-ldm' (default: the shipped model of --backend)")
+    gen.add_argument("--backend", choices=sorted(DEFAULT_FOR_BACKEND), default=None,
+                     help="without --model: the shipped default token LM (lm, the default) or latent diffusion (ldm)")
     gen.add_argument("--duration", type=float, default=5.0, help="seconds of audio (default 5)")
     gen.add_argument("--out", default="out.wav", help="output file; several prompts give out_0.wav, out_1.wav...")
     gen.add_argument("--seed", type=int, default=None, help="seed for reproducible output")
@@ -177,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_synth_parser(data_commands)  # tokenlm data synth
     add_eval_parser(commands)  # tokenlm eval
     add_codec_parser(commands)  # tokenlm codec eval | export
+    add_assets_parser(commands)  # tokenlm assets list | pack
     return parser
 
 

@@ -119,6 +119,17 @@ class Backend(nn.Module, ABC):
         write_config(directory, self.config())  # last: a folder with config.json is complete
         return directory
 
+    def external_weights(self, config: dict[str, Any]) -> tuple[str, ...]:
+        """Prefixes in :meth:`weights_module` of the frozen encoders a saved ``config`` takes from an installed
+        package (entries with ``"encoder": "packaged"``): their tensors are not in the folder's weights."""
+        names = {id(module): name for name, module in self.weights_module().named_modules()}
+        prefixes = []
+        for entry in config.get("conditioners", []):
+            if entry.get("encoder") == PACKAGED_ENCODER:
+                encoder = self.conditioning.conditioners[entry["attribute"]].encoder_module
+                prefixes.append(names[id(encoder)] + ".")
+        return tuple(prefixes)
+
     @classmethod
     def from_pretrained(cls, directory: str | Path, device: str | torch.device | None = None) -> Backend:
         """Load a checkpoint folder written by :meth:`save_pretrained`."""
@@ -132,11 +143,20 @@ class Backend(nn.Module, ABC):
                 backend = cls.build_from_config(config, directory)
         except KeyError as error:
             raise CheckpointError(f"{str(directory / 'config.json')!r} lacks the entry {error}") from error
-        load_weights(backend.weights_module(), directory / WEIGHTS_NAME)
+        load_weights(backend.weights_module(), directory / WEIGHTS_NAME, backend.external_weights(config))
         backend.eval()
         if device is not None:
             backend.to(device)
         return backend
+
+
+#: a conditioner entry's ``"encoder"`` value when its frozen encoder comes from an installed package (not the folder)
+PACKAGED_ENCODER = "packaged"
+
+
+def _asset_dir(entry: dict[str, Any], directory: Path) -> Path | None:
+    """A conditioner entry's saved assets, or None when its frozen encoder comes from an installed package."""
+    return None if entry.get("encoder") == PACKAGED_ENCODER else directory / entry["assets"]
 
 
 def load_components(config: dict[str, Any], directory: Path) -> tuple[Codec, list[Conditioner], dict[str, str]]:
@@ -144,6 +164,6 @@ def load_components(config: dict[str, Any], directory: Path) -> tuple[Codec, lis
     codec_config = config["codec"]
     codec = load_codec(directory / codec_config.get("path", CODEC_DIR), codec_config)
     entries = config.get("conditioners", [])
-    conditioners = [build_conditioner(e["kind"], e["config"], directory / e["assets"]) for e in entries]
+    conditioners = [build_conditioner(e["kind"], e["config"], _asset_dir(e, directory)) for e in entries]
     routes = {c.attribute: e.get("fuse", "cross") for c, e in zip(conditioners, entries, strict=True)}
     return codec, conditioners, routes

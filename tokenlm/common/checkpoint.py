@@ -96,8 +96,12 @@ def save_weights(module: nn.Module, path: Path) -> None:
         raise
 
 
-def load_weights(module: nn.Module, path: Path) -> None:
-    """Load safetensors weights into ``module``; any missing, unexpected or mis-shaped tensor is an error."""
+def load_weights(module: nn.Module, path: Path, external: tuple[str, ...] = ()) -> None:
+    """Load safetensors weights into ``module``; any missing, unexpected or mis-shaped tensor is an error, except
+    that tensors under the ``external`` prefixes (frozen encoders loaded from an installed package) may be absent.
+
+    The file may store floating tensors in another precision (e.g. float16 for shipped models): they are cast to
+    the module's dtype."""
     if not path.is_file():
         raise CheckpointError(f"weights file {str(path)!r} is missing")
     try:
@@ -106,6 +110,7 @@ def load_weights(module: nn.Module, path: Path) -> None:
         raise CheckpointError(f"{str(path)!r} is not a readable safetensors file: {error}") from error
     except RuntimeError as error:  # shape mismatches from load_state_dict
         raise CheckpointError(f"{str(path)!r} does not match the architecture in its config: {error}") from error
+    missing = [name for name in missing if not name.startswith(external)] if external else missing
     if missing or unexpected:
         raise CheckpointError(
             f"{str(path)!r} does not match the architecture in its config: "

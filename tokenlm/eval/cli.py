@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +52,12 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.model:
         duration = args.duration or (float(np.median([e["duration"] for e in entries])) if entries else 5.0)
         sampling = {"top_k": args.top_k, "temperature": args.temperature, "cfg_coef": args.cfg}
+        started = time.perf_counter()
         generated = generate_clips(args.model, captions, duration, args.seed, args.batch_size, args.device, sampling)
+        seconds = time.perf_counter() - started  # model loading included: what a user waits for
+        generation = {"clips": len(captions), "duration_s": duration, "wall_s": round(seconds, 2),
+                      "seconds_per_audio_second": round(seconds / max(len(captions) * duration, 1e-9), 4),
+                      "threads": torch.get_num_threads(), "batch_size": args.batch_size}
         for index, (wav, rate) in enumerate(generated):
             write_audio(out / "audio" / f"clip_{index:05d}.wav", torch.from_numpy(wav)[None], rate, normalize="clip")
     elif args.audio_dir:
@@ -65,6 +71,10 @@ def run_eval(args: argparse.Namespace) -> int:
         reference = [load_clip(entry["path"]) for entry in entries]
     report = run_suite(generated, captions, labels, reference, set_size=args.set_size, shuffles=args.shuffles,
                        seed=args.seed, embedders=embedders, classifier=classifier, clap=clap)
+    if args.model:
+        report["generation"] = generation
+        print(f"generated {len(captions)} clips of {duration:g} s in {seconds:.1f} s: "
+              f"{generation['seconds_per_audio_second']:.3f} s per second of audio ({generation['threads']} threads)")
     paths = write_report(report, out, generated)
     summary = report["summary"]
     print(f"alignment {summary['alignment']:.3f} (chance {summary['chance'] or 0:.3f}, ceiling "

@@ -32,11 +32,14 @@ def compose_recipe(overrides: list[str]) -> dict[str, Any]:
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
+    from tokenlm.common.assets import register_asset_resolver
+
+    register_asset_resolver()
     try:
         with initialize_config_dir(config_dir=str(recipes_dir()), version_base="1.3"):
             cfg = compose(config_name="config", overrides=list(overrides))
         return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
-    except (HydraException, OmegaConfBaseException) as error:
+    except (HydraException, OmegaConfBaseException, FileNotFoundError) as error:
         raise ValueError(f"{error}\n(recipe presets: {', '.join(available_recipes())})") from error
 
 
@@ -56,7 +59,27 @@ def prepare_data(cfg: dict[str, Any], is_main: bool) -> None:
 
     log.info("generating the synthetic data set (%d clips) into %s", synth["n"], synth["out"])
     workers = int(synth.get("workers") or os.cpu_count() or 1)
-    generate_dataset(synth["out"], int(synth["n"]), seed=int(synth["seed"]), preset=synth["preset"], workers=workers)
+    duration = synth.get("duration")  # seconds, [low, high], or None for the preset's range
+    generate_dataset(
+        synth["out"], int(synth["n"]), seed=int(synth["seed"]), preset=synth["preset"], workers=workers,
+        duration=duration,
+    )
+
+
+def prepare_token_cache(cfg: dict[str, Any], backend: torch.nn.Module) -> None:
+    """Encode the training manifest(s) into ``data.cache`` with the model's codec when the recipe names a cache
+    that is not there yet (a complete cache has its ``index.json``; ``TrainData`` then checks it was made by this
+    very codec)."""
+    cache = cfg["data"].get("cache")
+    if not cache or (Path(cache) / "index.json").is_file():
+        return
+    train = cfg["data"]["train"]
+    if not isinstance(train, str):
+        raise ValueError(f"data.cache is built from one training manifest; data.train lists {len(train)}: {train}")
+    from tokenlm.data.token_cache import encode_manifest
+
+    log.info("encoding %s into the token cache %s", train, cache)
+    encode_manifest(train, backend.codec, cache, batch_size=16)
 
 
 def load_training_backend(kind: str, directory: Path, device: torch.device) -> torch.nn.Module:
@@ -101,6 +124,10 @@ def run(overrides: list[str]) -> Path:
         # every rank loads the same saved initial model, so all start from identical weights
         backend = load_training_backend(str(cfg.get("backend", "lm")), run_dir / "init", device)
         attach_caches(backend, cfg.get("conditioners") or [])
+        if info.is_main and cfg.get("backend", "lm") == "lm":
+            prepare_token_cache(cfg, backend)
+        if info.enabled:
+            torch.distributed.barrier()
         frozen = frozen_codec(backend)
         if frozen is not None:
             frozen.requires_grad_(False)
