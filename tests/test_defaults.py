@@ -87,3 +87,16 @@ def test_a_damaged_default_names_the_file_and_how_to_restore_it(tiny_export, ass
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # a truncated download
     with pytest.raises(CheckpointError, match=r"model\.safetensors.*pip install --force-reinstall tokenlm"):
         TextToAudio.from_pretrained("default")
+
+
+def test_assets_cli_lists_the_shipped_models_and_packs_a_run(tiny_export, assets_dir, capsys):
+    from tokenlm import cli
+
+    assert cli.main(["assets", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert "codec_sfx16k" in listing and any(line.split()[0] == "lm_sfx16k" and "default" in line
+                                             for line in listing.splitlines())
+    assert cli.main(["assets", "pack", str(tiny_export), "--name", "lm_cli", "--assets-dir", str(assets_dir)]) == 0
+    assert "packed" in capsys.readouterr().out and (assets_dir / "lm_cli" / "config.json").is_file()
+    assert cli.main(["assets", "pack", str(tiny_export), "--name", "x", "--codec", "nope",
+                     "--assets-dir", str(assets_dir)]) == 2
