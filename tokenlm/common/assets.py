@@ -64,8 +64,10 @@ def pack_model(
       are dropped (refused unless they equal the package's weights);
     - floating tensors are stored as float16 when ``half`` (loading casts them back to float32).
 
-    The folder is written under a temporary name and renamed, then loaded back and checked against the export:
-    the same conditions and the same generated tokens for a fixed seed.
+    The folder is written under a temporary name and renamed, then loaded back and checked to condition like the
+    export (its LM / DiT weights are the export's up to float16 rounding; the tests compare logits).
+
+    Only the MiniLM conditioner is referenced so far: it is the one frozen encoder an installed package provides.
 
     Raises:
         ValueError: the export's codec or frozen encoder is not the shipped / packaged one.
