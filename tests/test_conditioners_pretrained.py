@@ -197,3 +197,48 @@ def test_clap_errors_and_round_trip(tiny_clap_dir: Path, tiny_t5_dir: Path, tmp_
     assert rebuilt.train_on == "audio" and rebuilt.sample_rate == 48000
     values = [TEXTS[1], _clip(seed=3)]
     torch.testing.assert_close(rebuilt.encode(values).embeds, cond.eval().encode(values).embeds)
+
+
+# ---------------------------------------------------------------------------------------------- numbers
+def test_minilm_numbers_add_value_embeddings_on_number_tokens_only(minilm_parts, tmp_path: Path) -> None:
+    encoder, tokenizer = minilm_parts
+    plain = seeded(lambda: MiniLMConditioner("d", 24, encoder=encoder, tokenizer=tokenizer))
+    numeric = seeded(lambda: MiniLMConditioner("d", 24, encoder=encoder, tokenizer=tokenizer, numbers=True))
+    texts = ["clicks at 120 bpm", "a tone at C#4", None]
+    inputs = numeric.prepare(texts)
+    tokens = tokenizer.convert_ids_to_tokens(tokenizer(texts[0])["input_ids"])
+    assert tokens[3] == "120"
+    values = inputs["number_values"]
+    assert values[2] is None
+    assert values[0][3] == 120.0 and all(v != v for i, v in enumerate(values[0]) if i != 3)  # NaN elsewhere
+    assert values[1][4:7] == [pytest.approx(440.0 * 2 ** (-8 / 12))] * 3  # "c", "#", "4" -> 277.18 Hz
+    with_numbers, without = numeric(inputs), plain(plain.prepare(texts))
+    difference = (with_numbers.embeds - without.embeds).abs().sum(-1)  # [B, S]
+    is_number = torch.zeros_like(difference, dtype=torch.bool)
+    is_number[0, 3] = True
+    is_number[1, 4:7] = True
+    assert torch.all(difference[is_number] > 0) and torch.all(difference[~is_number] == 0)
+    expected = numeric.number_features(torch.tensor([120.0]))[0]
+    torch.testing.assert_close(with_numbers.embeds[0, 3] - without.embeds[0, 3], expected)
+    # a second pass through the embedding cache gives the same embeddings, number features included
+    cached = seeded(lambda: MiniLMConditioner("d", 24, encoder=encoder, tokenizer=tokenizer, numbers=True,
+                                              cache_dir=tmp_path / "cache"))
+    first = cached.encode(texts).embeds
+    assert len(cached.prepare(texts)["cached"]) == 2
+    torch.testing.assert_close(cached.encode(texts).embeds, first)
+    torch.testing.assert_close(first, with_numbers.embeds)
+
+
+def test_minilm_numbers_round_trip_and_errors(minilm_parts, tmp_path: Path) -> None:
+    encoder, tokenizer = minilm_parts
+    numeric = seeded(lambda: MiniLMConditioner("d", 24, encoder=encoder, tokenizer=tokenizer, numbers=True))
+    assert numeric.config()["numbers"] is True
+    rebuilt = round_trip(numeric, tmp_path)
+    assert rebuilt.number_features is not None
+    texts = ["three bursts", "a 660 Hz sine, 2.5 s"]
+    assert torch.equal(rebuilt.encode(texts).embeds, numeric.eval().encode(texts).embeds)
+    import sentencepiece
+
+    no_offsets = sentencepiece.SentencePieceProcessor()  # a tokenizer without character offsets
+    with pytest.raises(ValueError, match="numbers=True needs a fast tokenizer.*SentencePieceProcessor"):
+        MiniLMConditioner("d", 24, encoder=encoder, tokenizer=no_offsets, numbers=True)

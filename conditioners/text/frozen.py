@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 from abc import abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -20,6 +21,7 @@ from torch import nn
 
 from conditioners.base import Condition, Conditioner
 from conditioners.cache import EmbeddingCache, module_fingerprint
+from conditioners.text.numbers import NumberFeatures, find_numbers, token_values
 
 
 def check_model_folder(folder: str | Path, what: str, model_types: tuple[str, ...] | None = None) -> Path:
@@ -74,6 +76,8 @@ class FrozenTextConditioner(Conditioner):
         cache_dir: folder of an on-disk embedding cache (None: no cache). Not saved in checkpoints.
         project: ``"auto"`` adds the projection only when ``hidden_size != output_dim``.
         finetune: train the encoder too (it then runs with grad, follows train/eval mode and takes no cache).
+        numbers: add to every token of a number ("440 Hz", "three", "A4") a learned embedding of its value
+            (:mod:`conditioners.text.numbers`); needs a fast tokenizer (character offsets).
     """
 
     value_types = (str,)
@@ -95,6 +99,7 @@ class FrozenTextConditioner(Conditioner):
         cache_dir: str | Path | None = None,
         project: bool | Literal["auto"] = "auto",
         finetune: bool = False,
+        numbers: bool = False,
     ) -> None:
         output_dim = int(hidden_size) if output_dim is None else int(output_dim)
         super().__init__(attribute, output_dim)
@@ -111,6 +116,12 @@ class FrozenTextConditioner(Conditioner):
         self.set_cache_dir(cache_dir)
         use_proj = project is True or (project == "auto" and output_dim != hidden_size)
         self.output_proj: nn.Module = nn.Linear(hidden_size, output_dim) if use_proj else nn.Identity()
+        if numbers and not getattr(tokenizer, "is_fast", False):
+            raise ValueError(
+                f"attribute {self.attribute!r}: numbers=True needs a fast tokenizer (character offsets); "
+                f"got {type(tokenizer).__name__}"
+            )
+        self.number_features = NumberFeatures(output_dim) if numbers else None
 
     # ------------------------------------------------------------------ for subclasses
     @property
@@ -197,7 +208,23 @@ class FrozenTextConditioner(Conditioner):
             "texts": texts, "cached": cached, "rows": rows,
             "input_ids": None if batch is None else batch["input_ids"],  # [n, S]
             "attention_mask": None if batch is None else batch["attention_mask"],  # [n, S]
+            "number_values": self.number_values(texts) if self.number_features is not None else None,
         }
+
+    def number_values(self, texts: list[str | None]) -> list[list[float] | None]:
+        """Per text, the value of the number each token belongs to (NaN elsewhere; None for a null row), in the
+        order of the encoder's unpadded tokens."""
+        out: list[list[float] | None] = []
+        for text in texts:
+            if text is None:
+                out.append(None)
+                continue
+            encoding = self.tokenizer(
+                text, truncation=self.max_length is not None, max_length=self.max_length,
+                return_offsets_mapping=True,
+            )
+            out.append(token_values(encoding["offset_mapping"], find_numbers(text)))
+        return out
 
     def text_rows(self, inputs: dict[str, Any]) -> list[torch.Tensor | None]:
         """Encoder features per sample (``[S_i, H]`` on the module's device; None for null or non-text rows)."""
@@ -217,18 +244,42 @@ class FrozenTextConditioner(Conditioner):
                     cache.store(inputs["texts"][i], rows[i])
         return rows
 
-    def project(self, rows: list[torch.Tensor | None]) -> Condition:
-        """Pad per-sample features and project them: embeds ``[B, S, output_dim]`` (zero where masked)."""
+    def project(self, rows: list[torch.Tensor | None], number_values: list[list[float] | None] | None = None
+                ) -> Condition:
+        """Pad per-sample features and project them: embeds ``[B, S, output_dim]`` (zero where masked).
+
+        With ``number_values`` (see :meth:`number_values`) the number tokens also get their value embedding.
+        """
         condition = Condition.from_rows(rows, self.hidden_size, self.device)  # [B, S, H]
         embeds = condition.embeds
         if isinstance(self.output_proj, nn.Linear):
             embeds = embeds.to(self.output_proj.weight.dtype)
-        embeds = self.output_proj(embeds) * condition.mask.unsqueeze(-1).to(embeds.dtype)  # [B, S, D]
+        embeds = self.output_proj(embeds)  # [B, S, D]
+        if self.number_features is not None and number_values is not None:
+            embeds = embeds + self.embed_numbers(rows, number_values, embeds.shape[1]).to(embeds.dtype)
+        embeds = embeds * condition.mask.unsqueeze(-1).to(embeds.dtype)  # [B, S, D]
         return Condition(embeds, condition.mask)
+
+    def embed_numbers(self, rows: list[torch.Tensor | None], number_values: list[list[float] | None],
+                      length: int) -> torch.Tensor:
+        """Value embeddings ``[B, length, D]`` of the number tokens (zero elsewhere)."""
+        values = torch.full((len(rows), length), math.nan)  # [B, S]
+        for i, (row, row_values) in enumerate(zip(rows, number_values, strict=True)):
+            if row is None or row_values is None:
+                continue
+            if len(row_values) != row.shape[0]:
+                raise RuntimeError(
+                    f"attribute {self.attribute!r}: {len(row_values)} number slots for {row.shape[0]} encoder tokens"
+                )
+            values[i, : len(row_values)] = torch.tensor(row_values)
+        values = values.to(self.device)
+        is_number = ~values.isnan()  # [B, S]
+        embeds = self.number_features(values.nan_to_num(0.0))  # [B, S, D]
+        return embeds * is_number.unsqueeze(-1).to(embeds.dtype)
 
     def forward(self, inputs: dict[str, Any]) -> Condition:
         """Embed prepared texts: embeds ``[B, S, output_dim]``, mask ``[B, S]``."""
-        return self.project(self.text_rows(inputs))
+        return self.project(self.text_rows(inputs), inputs.get("number_values"))
 
     def projects(self) -> bool:
         return isinstance(self.output_proj, nn.Linear)
@@ -236,10 +287,13 @@ class FrozenTextConditioner(Conditioner):
     # ------------------------------------------------------------------ persistence
     def config(self) -> dict[str, Any]:
         """Constructor arguments; with :meth:`save_assets` output they rebuild this conditioner."""
-        return {
+        config = {
             "attribute": self.attribute, "output_dim": self.output_dim, "max_length": self.max_length,
             "project": self.projects(),
         }
+        if self.number_features is not None:
+            config["numbers"] = True
+        return config
 
     def save_assets(self, directory: Path) -> None:
         """Write the encoder config and :attr:`preprocessor` files (no weights) to ``directory / asset_subdir``."""

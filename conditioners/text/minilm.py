@@ -42,6 +42,8 @@ class MiniLMConditioner(FrozenTextConditioner):
         max_length: truncation length in tokens.
         cache_dir: an on-disk embedding cache folder (optional).
         project: ``"auto"``, True or False (see :class:`FrozenTextConditioner`).
+        numbers: add learned value embeddings to the tokens of numbers and note names (see
+            :mod:`conditioners.text.numbers`).
 
     Example:
         >>> cond = MiniLMConditioner("description", 64)  # the packaged all-MiniLM-L6-v2  # doctest: +SKIP
@@ -62,6 +64,7 @@ class MiniLMConditioner(FrozenTextConditioner):
         max_length: int | None = 128,
         cache_dir: str | Path | None = None,
         project: bool | Literal["auto"] = "auto",
+        numbers: bool = False,
     ) -> None:
         if encoder is None or tokenizer is None:
             folder = check_model_folder(encoder_path or packaged_minilm_path(), "sentence encoder")
@@ -72,7 +75,7 @@ class MiniLMConditioner(FrozenTextConditioner):
         hidden = int(encoder.config.hidden_size)
         super().__init__(
             attribute, output_dim, tokenizer=tokenizer, hidden_size=hidden, max_length=max_length,
-            cache_dir=cache_dir, project=project,
+            cache_dir=cache_dir, project=project, numbers=numbers,
         )
         self.encoder = encoder
         self.freeze_encoder()

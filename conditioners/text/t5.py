@@ -57,6 +57,7 @@ class T5Conditioner(FrozenTextConditioner):
         max_length: int | None = 256,
         finetune: bool = False,
         project: bool | Literal["auto"] = "auto",
+        numbers: bool = False,
     ) -> None:
         if encoder is None or tokenizer is None:
             if encoder_path is None:
@@ -70,7 +71,7 @@ class T5Conditioner(FrozenTextConditioner):
             raise TypeError(f"encoder must be a transformers T5EncoderModel, got {type(encoder).__name__}")
         super().__init__(
             attribute, output_dim, tokenizer=tokenizer, hidden_size=int(encoder.config.d_model),
-            max_length=max_length, project=project, finetune=finetune,
+            max_length=max_length, project=project, finetune=finetune, numbers=numbers,
         )
         self.encoder = encoder
         self.freeze_encoder()
