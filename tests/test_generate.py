@@ -128,3 +128,27 @@ def test_sampling_filters():
 def test_bad_sampling_parameters(kwargs, message):
     with pytest.raises(ValueError, match=message):
         SamplingParams(**kwargs)
+
+
+def test_model_sampling_defaults_are_saved_and_yield_to_the_caller(spm_model_path, tmp_path):
+    from conftest import make_tiny_backend
+
+    from tokenlm.api import TextToAudio
+    from tokenlm.lm.backend import LMBackend
+
+    backend = make_tiny_backend(spm_model_path)
+    backend.sampling_defaults = backend.check_sampling_defaults({"top_k": 3, "temperature": 0.5})
+    assert backend.make_sampling({}) == SamplingParams(top_k=3, temperature=0.5)
+    assert backend.make_sampling({"top_k": 7}) == SamplingParams(top_k=7, temperature=0.5)
+    backend.save_pretrained(tmp_path / "model")
+    loaded = LMBackend.from_pretrained(tmp_path / "model")
+    assert loaded.sampling_defaults == {"top_k": 3, "temperature": 0.5}
+    model = TextToAudio.from_pretrained(tmp_path / "model")
+    by_default = model.generate(["a tone"], 0.5, seed=1).wav
+    explicit = model.generate(["a tone"], 0.5, seed=1, top_k=3, temperature=0.5).wav
+    library = model.generate(["a tone"], 0.5, seed=1, top_k=250, temperature=1.0).wav
+    assert torch.equal(by_default, explicit) and not torch.equal(by_default, library)
+    with pytest.raises(ValueError, match=r"unknown sampling default\(s\) \['steps'\]; allowed"):
+        backend.check_sampling_defaults({"steps": 10})
+    with pytest.raises(ValueError, match="top_k"):
+        backend.check_sampling_defaults({"top_k": -1})

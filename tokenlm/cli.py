@@ -121,9 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--duration", type=float, default=5.0, help="seconds of audio (default 5)")
     gen.add_argument("--out", default="out.wav", help="output file; several prompts give out_0.wav, out_1.wav...")
     gen.add_argument("--seed", type=int, default=None, help="seed for reproducible output")
-    gen.add_argument("--top-k", type=int, default=None, help="top-k sampling (LM; 0 disables; default 250)")
+    gen.add_argument("--top-k", type=int, default=None,
+                     help="top-k sampling (LM; 0 disables; default: the model's own, else 250)")
     gen.add_argument("--top-p", type=float, default=None, help="top-p sampling in [0, 1] (LM; 0 disables)")
-    gen.add_argument("--temperature", type=float, default=None, help="sampling temperature (LM; 0 = greedy)")
+    gen.add_argument("--temperature", type=float, default=None,
+                     help="sampling temperature (LM; 0 = greedy; default: the model's own, else 1)")
     gen.add_argument("--cfg", type=float, default=None,
                      help="classifier-free guidance coefficient (1 = none; default 3 for LMs, 5 for diffusion)")
     _add_diffusion_options(gen)

@@ -51,7 +51,8 @@ def run_eval(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if args.model:
         duration = args.duration or (float(np.median([e["duration"] for e in entries])) if entries else 5.0)
-        sampling = {"top_k": args.top_k, "temperature": args.temperature, "cfg_coef": args.cfg}
+        given = {"top_k": args.top_k, "temperature": args.temperature, "cfg_coef": args.cfg}
+        sampling = {name: value for name, value in given.items() if value is not None}
         started = time.perf_counter()
         generated = generate_clips(args.model, captions, duration, args.seed, args.batch_size, args.device, sampling)
         seconds = time.perf_counter() - started  # model loading included: what a user waits for
@@ -104,9 +105,13 @@ def add_eval_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentPa
     parser.add_argument("--set-size", type=int, default=None, help="clips per set for Fréchet distances")
     parser.add_argument("--shuffles", type=int, default=10, help="caption shuffles for the chance level")
     parser.add_argument("--batch-size", type=int, default=8, help="prompts per generation batch")
-    parser.add_argument("--top-k", type=int, default=250, help="top-k sampling for generation")
-    parser.add_argument("--temperature", type=float, default=1.0, help="sampling temperature for generation")
-    parser.add_argument("--cfg", type=float, default=3.0, help="classifier-free guidance for generation")
+    parser.add_argument("--top-k", type=int, default=None,
+                        help="top-k sampling for generation (LM; default: the model's own, else 250)")
+    parser.add_argument("--temperature", type=float, default=None,
+                        help="sampling temperature for generation (LM; default: the model's own, else 1)")
+    parser.add_argument("--cfg", type=float, default=None,
+                        help="classifier-free guidance for generation (default: the model's own, else 3 for LMs, "
+                             "5 for diffusion)")
     parser.add_argument("--fad", action="append", metavar="NAME=DIR",
                         help="FAD with a local embedder: vggish, panns, clap or encodec (repeatable)")
     parser.add_argument("--classifier", metavar="panns=DIR", help="KL and Inception Score with a local classifier")

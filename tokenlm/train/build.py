@@ -118,6 +118,7 @@ def build_lm_backend(
     return LMBackend(
         lm, codec, conditioners, routes=routes, pattern=cfg.get("pattern", "delay"),
         max_duration=float(cfg["data"]["segment_duration"]), cfg_dropout=float(solver["cfg_dropout"]),
+        sampling=dict(cfg.get("generation") or {}),
     )
 
 
