@@ -206,7 +206,7 @@ def test_too_long_or_unrated_edit_input_is_explained(ldm):
 tiny_overrides = functools.partial(tiny_recipe_overrides, warmup_steps=3, settings=("conditioners.0.vocab_size=24",))
 
 
-def test_demo_ldm_trains_exports_and_generates_from_the_cli(tmp_path, tiny_manifest):
+def test_tiny_ldm_trains_exports_and_generates_from_the_cli(tmp_path, tiny_manifest):
     from tokenlm.cli import main
     from tokenlm.train.main import compose_recipe, run
 
@@ -215,7 +215,7 @@ def test_demo_ldm_trains_exports_and_generates_from_the_cli(tmp_path, tiny_manif
                               "data.train=/z"])
         assert cfg["backend"] == "ldm" and cfg["model"]["num_layers"] == 12
         assert cfg["data"]["segment_duration"] == seconds and cfg["solver"]["cfg_dropout"] == 0.1
-    export = run(["recipe=demo_ldm", *tiny_overrides(tmp_path / "run", tiny_manifest, 40)])
+    export = run(["recipe=tiny_ldm", *tiny_overrides(tmp_path / "run", tiny_manifest, 40)])
     losses = [m["loss"] for m in metrics(tmp_path / "run") if "loss" in m]
     assert len(losses) == 40 and all(torch.isfinite(torch.tensor(losses)))
     assert sum(losses[-10:]) / 10 < sum(losses[:10]) / 10
@@ -300,3 +300,47 @@ def test_denoising_with_the_true_velocity_recovers_the_latent(kind):
         a0 = alphas[0]
         expected = a0.sqrt() * x0 + (1 - a0).sqrt() * noise
     torch.testing.assert_close(recovered, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_codes_to_latent_is_what_the_decoder_reads():
+    from tokenlm.codecs import EncodecCodec, tiny_encodec_config
+
+    codec = EncodecCodec.from_config(tiny_encodec_config(), seed=0)
+    wav = 0.3 * torch.sin(2 * torch.pi * 330 * torch.arange(8000) / 16000)[None, None]  # [1, 1, N]
+    codes = codec.encode(wav)  # [1, K, T]
+    latent = codec.codes_to_latent(codes)  # [1, D, T]
+    assert latent.shape == (1, codec.latent_dim, codes.shape[-1])
+    torch.testing.assert_close(codec.decode_latent(latent), codec.decode(codes))
+    # the first codebook alone is a coarser latent than all of them
+    continuous = codec.encode_latent(wav)
+    coarse = codec.model.quantizer.layers[0].decode(codes[:, 0])
+    assert (latent - continuous).norm() < (coarse - continuous).norm()
+    with pytest.raises(ValueError, match=r"codes must lie in \[0, 128\)"):
+        codec.codes_to_latent(torch.full_like(codes, 128))
+
+
+def test_ldm_trains_on_a_token_cache_and_the_default_recipe_reads_demo_lm_cache(tmp_path, tiny_manifest):
+    from tokenlm.train.main import compose_recipe, run
+
+    cache = tmp_path / "cache"
+    export = run(["recipe=tiny_ldm", *tiny_overrides(tmp_path / "run", tiny_manifest, 30), f"data.cache={cache}"])
+    assert (cache / "index.json").is_file()  # built on first use, then read instead of the audio
+    losses = [m["loss"] for m in metrics(tmp_path / "run") if "loss" in m]
+    assert len(losses) == 30 and all(torch.isfinite(torch.tensor(losses)))
+    assert sum(losses[-10:]) / 10 < sum(losses[:10]) / 10
+    backend = TextToAudio.from_pretrained(export).backend
+    # the latent statistics were fitted on the quantised latent the model trains on
+    from tokenlm.data.dataset import AudioSegmentDataset, collate_audio
+
+    items = AudioSegmentDataset([str(tiny_manifest / "train.jsonl")], segment_duration=1.0, sample_rate=16000,
+                                channels=1, seed=0)
+    batch = collate_audio([items[i] for i in range(min(32, len(items)))])
+    quantized = backend.codec.codes_to_latent(backend.codec.encode(batch["wav"]))  # [B, D, T]
+    mask = backend._frame_mask(batch["mask"], quantized)  # [B, T]
+    mean = (quantized * mask[:, None]).sum((0, 2)) / mask.sum()
+    torch.testing.assert_close(backend.normalizer.mean.flatten(), mean, atol=1e-4, rtol=1e-4)
+    assert TextToAudio(backend).generate("a steady tone at 300 hz", 0.5, steps=3, seed=0).wav.shape == (1, 1, 8000)
+    cfg = compose_recipe(["recipe=demo_ldm"])
+    lm = compose_recipe(["recipe=demo_lm"])
+    assert cfg["backend"] == "ldm" and cfg["data"]["cache"] == lm["data"]["cache"]
+    assert cfg["codec"] == lm["codec"] and cfg["conditioners"] == lm["conditioners"]

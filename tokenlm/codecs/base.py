@@ -62,6 +62,11 @@ class Codec(nn.Module, ABC):
     def decode_latent(self, latent: torch.Tensor) -> torch.Tensor:
         """``[B, D, T]`` continuous latent -> ``[B, C, N]`` waveform."""
 
+    def codes_to_latent(self, codes: torch.Tensor) -> torch.Tensor:
+        """``[B, K, T]`` codes -> ``[B, D, T]`` quantised latent, the input :meth:`decode_latent` takes (codecs with a
+        residual quantiser override this; a diffusion model can then train on a token cache)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot turn codes into a latent")
+
     @abstractmethod
     def save_pretrained(self, directory: str | Path) -> None:
         """Write the codec (config and safetensors weights) into ``directory``."""

@@ -370,6 +370,14 @@ class EncodecCodec(Codec):
         return self.model.encoder(self._prepare_wav(wav))
 
     @torch.no_grad()
+    def codes_to_latent(self, codes: torch.Tensor) -> torch.Tensor:
+        """``[B, K, T]`` codes -> ``[B, D, T]`` quantised latent: the sum of the codebook vectors the residual
+        quantiser picked (what :meth:`decode` feeds the decoder, so ``decode_latent`` of it equals ``decode``)."""
+        self._require_unframed("codes_to_latent")
+        codes = self._check_codes(codes)
+        return self.model.quantizer.decode(codes.transpose(0, 1))  # codes as [K, B, T] -> [B, D, T]
+
+    @torch.no_grad()
     def decode_latent(self, latent: torch.Tensor) -> torch.Tensor:
         """``[B, D, T]`` continuous latent -> ``[B, C, T * hop]`` waveform (the decoder alone)."""
         self._require_unframed("decode_latent")

@@ -100,9 +100,16 @@ class LDMBackend(Backend):
         return self.codec.decode_latent(self.normalizer.denormalize(latent)).float()
 
     @torch.no_grad()
-    def fit_latent_stats(self, wavs: torch.Tensor, mask: torch.Tensor | None = None) -> None:
-        """Fit the per-channel latent mean/std on training audio ``[B, C, N]`` (valid samples ``[B, N]``)."""
-        latents = self.codec.encode_latent(wavs.to(self.device)).float()  # [B, D, T]
+    def fit_latent_stats(self, wavs: torch.Tensor, mask: torch.Tensor | None = None, quantized: bool = False) -> None:
+        """Fit the per-channel latent mean/std on training audio ``[B, C, N]`` (valid samples ``[B, N]``).
+
+        ``quantized``: fit on the codec's quantised latent (for a model trained on a token cache).
+        """
+        wavs = wavs.to(self.device)
+        if quantized:
+            latents = self.codec.codes_to_latent(self.codec.encode(wavs)).float()  # [B, D, T]
+        else:
+            latents = self.codec.encode_latent(wavs).float()  # [B, D, T]
         self.normalizer.fit(latents, None if mask is None else self._frame_mask(mask.to(self.device), latents))
 
     @staticmethod
@@ -113,17 +120,22 @@ class LDMBackend(Backend):
         return sample_mask[:, starts].bool()
 
     def training_inputs(self, batch: dict[str, Any], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """Normalised latents ``[B, D, T]`` and valid frames ``[B, T]`` of a training batch of audio.
+        """Normalised latents ``[B, D, T]`` and valid frames ``[B, T]`` of a training batch: of audio (the
+        encoder's latent), or of codes from a token cache (the quantised latent, :meth:`Codec.codes_to_latent`).
 
         With timing conditioning each item's ``seconds_total`` attribute is set to its clip's valid length
         (in ``batch["attributes"]``) and every frame of the window is trained on, the silent padding included.
         """
-        if "wav" not in batch:
-            raise ValueError("the diffusion backend trains on audio (latents); set data.cache=null")
-        latents = self.encode_audio(batch["wav"].to(device))
-        frame_mask = self._frame_mask(batch["mask"].to(device), latents)
-        if self.uses_timing:
+        if "codes" in batch:
+            latent = self.codec.codes_to_latent(batch["codes"].to(device)).float()  # [B, D, T]
+            latents = self.normalizer.normalize(latent)
+            frame_mask = batch["mask"].to(device).bool()  # [B, T]
+            seconds = (frame_mask.float().sum(dim=-1) / self.codec.frame_rate).tolist()  # [B]
+        else:
+            latents = self.encode_audio(batch["wav"].to(device))
+            frame_mask = self._frame_mask(batch["mask"].to(device), latents)
             seconds = (batch["mask"].float().sum(dim=-1) / self.sample_rate).tolist()  # [B]
+        if self.uses_timing:
             batch["attributes"][:] = self.with_timing(batch["attributes"], seconds)
             frame_mask = torch.ones_like(frame_mask)
         return latents, frame_mask

@@ -126,7 +126,7 @@ def build_ldm_backend(
     cfg: dict[str, Any], captions: list[str], work_dir: Path, seed: int, values_of: ValuesOf | None = None
 ):
     """The untrained diffusion backend of a recipe, its latent statistics fitted on the training audio
-    (the first ``model.stats_items`` segments)."""
+    (the first ``model.stats_items`` segments; the quantised latent when it trains on a token cache)."""
     from tokenlm.data.dataset import AudioSegmentDataset, collate_audio
     from tokenlm.ldm.backend import LDMBackend
     from tokenlm.ldm.dit import DiT, DiTConfig
@@ -154,7 +154,7 @@ def build_ldm_backend(
         channels=codec.channels, seed=seed,
     )
     batch = collate_audio([dataset[i] for i in range(min(stats_items, len(dataset)))])
-    backend.fit_latent_stats(batch["wav"], batch["mask"])
+    backend.fit_latent_stats(batch["wav"], batch["mask"], quantized=bool(data.get("cache")))
     log.info("latent statistics fitted on %d segments", batch["wav"].shape[0])
     return backend
 

@@ -124,7 +124,7 @@ def run(overrides: list[str]) -> Path:
         # every rank loads the same saved initial model, so all start from identical weights
         backend = load_training_backend(str(cfg.get("backend", "lm")), run_dir / "init", device)
         attach_caches(backend, cfg.get("conditioners") or [])
-        if info.is_main and cfg.get("backend", "lm") == "lm":
+        if info.is_main and cfg.get("backend", "lm") in ("lm", "ldm"):
             prepare_token_cache(cfg, backend)
         if info.enabled:
             torch.distributed.barrier()
