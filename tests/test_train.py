@@ -216,3 +216,16 @@ def test_demo_recipe_generates_its_synthetic_data_and_trains(tmp_path):
     ce = [m["ce"] for m in metrics(tmp_path / "run") if "ce" in m]
     assert len(ce) == 12 and sum(ce[-4:]) / 4 < sum(ce[:4]) / 4
     assert TextToAudio.from_pretrained(out).generate("a beep", 0.2, seed=0).wav.shape == (1, 1, 3200)
+
+
+def test_rr_study_arms_differ_only_in_rr():
+    def flat(tree, prefix=""):
+        out = {}
+        for key, value in tree.items():
+            out.update(flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+        return out
+
+    with_rr, without = flat(compose_recipe(["recipe=demo_lm"])), flat(compose_recipe(["recipe=demo_lm_norr"]))
+    changed = {key for key in with_rr.keys() | without.keys() if with_rr.get(key) != without.get(key)}
+    assert changed == {"recipe_name", "run_dir", "solver.rr.enabled"}
+    assert with_rr["solver.rr.enabled"] is True and without["solver.rr.enabled"] is False
