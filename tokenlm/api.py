@@ -10,7 +10,17 @@ from typing import Any
 
 import torch
 
-from tokenlm.audio import batch_audio, write_audio
+from tokenlm.audio import (
+    DEFAULT_LOUDNESS_DB,
+    DEFAULT_NORMALIZE,
+    DEFAULT_RMS_DB,
+    audio_format,
+    batch_audio,
+    check_level_target,
+    check_normalize,
+    level_audio,
+    write_audio,
+)
 from tokenlm.backends import get_backend_class
 from tokenlm.common.checkpoint import CheckpointError, read_config
 from tokenlm.defaults import default_model_path, is_default_name, restore_hint
@@ -23,7 +33,7 @@ class Audio:
     """Generated audio.
 
     Attributes:
-        wav: ``[B, C, N]`` float32 in [-1, 1].
+        wav: ``[B, C, N]`` float32, full scale at +-1 (as the model made it: not normalised).
         sample_rate: samples per second.
         codes: ``[B, K, T]`` codec tokens when asked for (``return_codes=True``).
     """
@@ -39,15 +49,41 @@ class Audio:
     def __len__(self) -> int:
         return self.wav.shape[0]
 
-    def save(self, path: str | Path, normalize: str = "peak") -> list[Path]:
-        """Write one file per item: ``path`` itself for one item, ``stem_0.wav``, ``stem_1.wav``... for more."""
+    def save(
+        self,
+        path: str | Path,
+        normalize: str = DEFAULT_NORMALIZE,
+        subtype: str | None = None,
+        *,
+        loudness_db: float = DEFAULT_LOUDNESS_DB,
+        rms_db: float = DEFAULT_RMS_DB,
+    ) -> list[Path]:
+        """Write one file per item: ``path`` itself for one item, ``stem_0.wav``, ``stem_1.wav``... for more.
+
+        By default (``normalize="clip"``) the files keep the level the model made: the only change is that audio
+        whose peak would pass full scale is scaled down as a whole (one gain for the whole batch, so the clips keep
+        their relative levels), with a :class:`tokenlm.audio.LevelWarning`. ``"none"`` writes the samples as they
+        are; ``"peak"`` (-1 dBFS), ``"rms"`` (``rms_db`` dBFS RMS) and ``"loudness"`` (``loudness_db`` LUFS,
+        default -14) set each file's level on its own, keeping peaks at or below -1 dBFS. ``subtype`` is the sample
+        encoding (``PCM_16`` by default for wav / flac, ``PCM_24``, ``FLOAT``: float32 bit for bit); see
+        :func:`tokenlm.audio.write_audio`. Options are checked before any file is written.
+        """
         path = Path(path)
-        if len(self) == 1:
-            return [write_audio(path, self.wav[0], self.sample_rate, normalize=normalize)]
-        return [
-            write_audio(path.with_name(f"{path.stem}_{i}{path.suffix}"), wav, self.sample_rate, normalize=normalize)
-            for i, wav in enumerate(self.wav)
-        ]
+        numbered = [path.with_name(f"{path.stem}_{i}{path.suffix}") for i in range(len(self))]
+        paths = [path] if len(self) == 1 else numbered
+        check_normalize(normalize)
+        audio_format(path, subtype)
+        check_level_target(loudness_db, "loudness_db")
+        check_level_target(rms_db, "rms_db")
+        wav = self.wav  # [B, C, N]
+        if normalize == "clip":  # one gain for the batch (a no-op unless something would clip)
+            label = f"'{paths[0]}'" if len(paths) == 1 else f"the batch '{paths[0]}' ... '{paths[-1]}'"
+            items = list(level_audio(wav, self.sample_rate, "clip", name=label))  # B x [C, N]
+        else:  # each file on its own; all levels are set (or refused) before any file is written
+            items = [level_audio(item, self.sample_rate, normalize, loudness_db=loudness_db, rms_db=rms_db,
+                                 name=f"'{item_path}'") for item_path, item in zip(paths, wav, strict=True)]
+        return [write_audio(item_path, item, self.sample_rate, normalize="none", subtype=subtype)
+                for item_path, item in zip(paths, items, strict=True)]
 
 
 def normalize_prompts(prompts: Prompt | Sequence[Prompt]) -> list[dict[str, Any]]:

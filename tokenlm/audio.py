@@ -1,22 +1,32 @@
-"""Audio in and out: read, write, resample and remix waveforms.
+"""Audio in and out: read, write, resample and remix waveforms, and set the level of written files.
 
 Waveforms are float32 tensors shaped ``[C, N]`` (channels, samples), or ``[..., C, N]`` where a batch is
-allowed. Files are read and written with soundfile; resampling uses julius.
+allowed. Files are read and written with soundfile; resampling uses julius; loudness is measured with pyloudnorm
+(ITU-R BS.1770-4).
+
+Files keep the level they are given unless asked otherwise: the default ``normalize="clip"`` only protects against
+clipping (a clip whose peak would pass full scale is scaled down as a whole, with a :class:`LevelWarning`).
+``"peak"``, ``"rms"`` and ``"loudness"`` set each file's level to a target and keep its peaks at or below
+−1 dBFS (:data:`HEADROOM_DB`); ``"none"`` writes the samples as they are.
 
 Example::
 
     wav = load_audio("dog.flac", sample_rate=32000, channels=1)  # [1, N] at 32 kHz
-    write_audio("out/dog.wav", wav, 32000)
+    write_audio("out/dog.wav", wav, 32000)                       # the level as is (scaled down only if it would clip)
+    write_audio("out/dog_loud.wav", wav, 32000, normalize="loudness", loudness_db=-14.0)  # -14 LUFS
 """
 
 from __future__ import annotations
 
+import math
 import numbers
 import os
 import uuid
+import warnings
 from pathlib import Path
 
 import julius
+import numpy as np
 import soundfile as sf
 import torch
 
@@ -24,8 +34,30 @@ import torch
 AUDIO_FORMATS: dict[str, str] = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}
 #: default sample encoding per container
 DEFAULT_SUBTYPES: dict[str, str] = {"WAV": "PCM_16", "FLAC": "PCM_16", "OGG": "VORBIS"}
-NORMALIZE_MODES = ("peak", "clip", "none")
-PEAK_TARGET = 0.99
+#: the sample encodings the command line offers (``write_audio`` takes any soundfile subtype the container holds)
+CLI_SUBTYPES = ("PCM_16", "PCM_24", "FLOAT")
+#: how ``write_audio`` sets the level of a file (see :func:`level_audio`)
+NORMALIZE_MODES = ("none", "clip", "peak", "rms", "loudness")
+#: keep the level, scale down only what would clip
+DEFAULT_NORMALIZE = "clip"
+#: dB below full scale that ``peak``, ``rms`` and ``loudness`` keep the peaks at (or below)
+HEADROOM_DB = 1.0
+#: the target of ``normalize="loudness"``, in LUFS (integrated loudness, ITU-R BS.1770-4)
+DEFAULT_LOUDNESS_DB = -14.0
+#: the target of ``normalize="rms"``, in dBFS (RMS over all channels and samples)
+DEFAULT_RMS_DB = -18.0
+#: pyloudnorm's gating block: integrated loudness needs at least this much audio
+LOUDNESS_BLOCK_S = 0.4
+
+
+class LevelWarning(UserWarning):
+    """A written file's level differs from what was asked: scaled down to avoid clipping, a target not reached
+    because of the headroom, or samples beyond full scale written as they are."""
+
+
+def _db(gain: float) -> float:
+    """``gain`` (linear amplitude) in dB; -inf for 0."""
+    return 20.0 * math.log10(gain) if gain > 0 else -math.inf
 
 
 def _check_positive_int(value: object, name: str) -> int:
@@ -85,44 +117,198 @@ def load_audio(path: str | Path, sample_rate: int, channels: int) -> torch.Tenso
     return convert_audio(wav, file_rate, sample_rate, channels)
 
 
-def _normalize(wav: torch.Tensor, mode: str) -> torch.Tensor:
-    """Apply the ``write_audio`` normalisation ``mode`` to ``wav``."""
-    if mode == "clip":
-        return wav.clamp(-1.0, 1.0)
-    if mode == "peak" and wav.numel() > 0:
-        peak = wav.abs().max()
-        if peak > 0:
-            return wav * (PEAK_TARGET / peak)
-    return wav
+def check_normalize(normalize: object) -> str:
+    """Return ``normalize`` if it is one of :data:`NORMALIZE_MODES`, else raise ValueError listing them."""
+    if not isinstance(normalize, str) or normalize not in NORMALIZE_MODES:
+        raise ValueError(f"normalize must be one of {list(NORMALIZE_MODES)}, got {normalize!r}")
+    return normalize
+
+
+def check_level_target(value: object, name: str) -> float:
+    """Return a level target in dB (``loudness_db`` in LUFS, ``rms_db`` in dBFS) as a float: finite and <= 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value > 0:
+        raise ValueError(f"{name} must be a finite level in dB at or below 0 (e.g. -14), got {value!r}")
+    return float(value)
+
+
+def audio_format(path: str | Path, subtype: str | None = None) -> tuple[str, str]:
+    """The soundfile container of ``path`` (from its extension) and the sample encoding to write it with.
+
+    ``subtype`` is a soundfile subtype (case-insensitive, e.g. ``PCM_16``, ``PCM_24``, ``FLOAT``); None picks the
+    container's default (:data:`DEFAULT_SUBTYPES`). An unknown extension, an unknown subtype or one the container
+    cannot hold (``.ogg`` with ``PCM_24``, ``.flac`` with ``FLOAT``) is a ValueError naming what is allowed.
+    """
+    path = Path(path)
+    container = AUDIO_FORMATS.get(path.suffix.lower())
+    if container is None:
+        allowed = sorted(AUDIO_FORMATS)
+        raise ValueError(f"unknown audio extension '{path.suffix}' in '{path}'; allowed: {allowed}")
+    if subtype is None:
+        return container, DEFAULT_SUBTYPES[container]
+    if not isinstance(subtype, str):
+        raise ValueError(f"subtype must be a string such as 'PCM_16', got {subtype!r}")
+    name = subtype.upper()
+    allowed = sorted(sf.available_subtypes(container))
+    if name not in sf.available_subtypes():
+        raise ValueError(f"unknown subtype '{subtype}'; {container} ('{path.suffix}') takes: {allowed}")
+    if not sf.check_format(container, name):
+        raise ValueError(f"subtype '{name}' cannot be written to a '{path.suffix}' file ({container}); "
+                         f"{container} takes: {allowed}")
+    return container, name
+
+
+def loudness_lufs(wav: torch.Tensor, sample_rate: int) -> float:
+    """Integrated loudness (ITU-R BS.1770-4, pyloudnorm) of ``wav`` ``[C, N]`` in LUFS; -inf for silence.
+
+    Raises:
+        ValueError: shorter than the 0.4 s gating block, or more than 5 channels.
+    """
+    import pyloudnorm
+
+    sample_rate = _check_positive_int(sample_rate, "sample_rate")
+    if wav.dim() != 2:
+        raise ValueError(f"expected a waveform shaped [C, N], got shape {tuple(wav.shape)}")
+    channels, samples = wav.shape
+    if samples < LOUDNESS_BLOCK_S * sample_rate:
+        raise ValueError(
+            f"loudness is measured over {LOUDNESS_BLOCK_S * 1000:.0f} ms blocks (ITU-R BS.1770); this audio is only "
+            f"{samples / sample_rate:.3f} s long (use normalize 'rms' or 'peak' for shorter clips)"
+        )
+    if channels > 5:
+        raise ValueError(f"loudness is defined for at most 5 channels, this audio has {channels}")
+    data = wav.detach().cpu().double().T.numpy()  # [N, C]
+    with np.errstate(divide="ignore"):  # silence: log10(0) = -inf, which is the answer
+        return float(pyloudnorm.Meter(sample_rate).integrated_loudness(data))
+
+
+def _refuse_silence(name: str, target: str, measured: str) -> None:
+    raise ValueError(
+        f"cannot bring {name} to {target}: it is silent ({measured}) and no gain gives silence a level; "
+        "write it with normalize 'clip' or 'none'"
+    )
+
+
+def _with_headroom(wav: torch.Tensor, name: str, target: str, unit: str, target_db: float) -> torch.Tensor:
+    """Scale ``wav`` down as a whole if its peak is above -HEADROOM_DB dBFS, warning that ``target`` was missed
+    and by how much (a gain shifts RMS and LUFS by the same number of dB)."""
+    ceiling = 10.0 ** (-HEADROOM_DB / 20.0)
+    peak = float(wav.abs().max()) if wav.numel() else 0.0
+    if peak <= ceiling:
+        return wav
+    reduction_db = _db(peak / ceiling)
+    warnings.warn(
+        f"{name}: {target} would put its peak at {_db(peak):+.2f} dBFS; scaled down {reduction_db:.2f} dB to keep "
+        f"peaks at -{HEADROOM_DB:g} dBFS, so it is at {target_db - reduction_db:.2f} {unit}",
+        LevelWarning, stacklevel=4,
+    )
+    return wav * (ceiling / peak)
+
+
+def _level_one(
+    wav: torch.Tensor, sample_rate: int, mode: str, loudness_db: float, rms_db: float, name: str
+) -> torch.Tensor:
+    """``peak`` / ``rms`` / ``loudness`` for one clip ``[C, N]`` (float32)."""
+    if mode == "peak":
+        peak = float(wav.abs().max()) if wav.numel() else 0.0
+        if peak == 0:
+            return wav  # silence stays silence
+        return wav * (10.0 ** (-HEADROOM_DB / 20.0) / peak)
+    if mode == "rms":
+        rms = float(wav.double().pow(2).mean().sqrt()) if wav.numel() else 0.0
+        if rms == 0:
+            _refuse_silence(name, f"{rms_db:g} dBFS RMS", "RMS 0")
+        out = wav * (10.0 ** (rms_db / 20.0) / rms)
+        return _with_headroom(out, name, f"{rms_db:g} dBFS RMS", "dBFS RMS", rms_db)
+    try:  # mode == "loudness"
+        measured = loudness_lufs(wav, sample_rate)
+    except ValueError as error:
+        raise ValueError(f"cannot bring {name} to {loudness_db:g} LUFS: {error}") from error
+    if not math.isfinite(measured):
+        _refuse_silence(name, f"{loudness_db:g} LUFS", "integrated loudness -inf, under the -70 LUFS gate")
+    out = wav * (10.0 ** ((loudness_db - measured) / 20.0))
+    return _with_headroom(out, name, f"{loudness_db:g} LUFS", "LUFS", loudness_db)
+
+
+def level_audio(
+    wav: torch.Tensor,
+    sample_rate: int,
+    normalize: str = DEFAULT_NORMALIZE,
+    *,
+    loudness_db: float = DEFAULT_LOUDNESS_DB,
+    rms_db: float = DEFAULT_RMS_DB,
+    name: str = "audio",
+) -> torch.Tensor:
+    """The samples ``write_audio`` writes for ``wav`` ``[C, N]`` or ``[B, C, N]`` (float32, same shape).
+
+    ``normalize``:
+
+    - ``"clip"`` (default): keep the level. If the peak of everything given is above full scale (|x| > 1), all of
+      it is scaled down by one gain so that the peak is exactly full scale (never hard-clipped), with a
+      :class:`LevelWarning`. A batch is scaled as a whole, so its clips keep their relative levels.
+    - ``"none"``: unchanged (samples beyond full scale are clipped by integer formats when written).
+    - ``"peak"``: each clip scaled so that its peak is at -1 dBFS (:data:`HEADROOM_DB`); silence stays silent.
+    - ``"rms"``: each clip scaled to ``rms_db`` dBFS RMS (over all its channels and samples).
+    - ``"loudness"``: each clip scaled to ``loudness_db`` LUFS (integrated loudness, pyloudnorm).
+
+    ``rms`` and ``loudness`` keep the peaks at or below -1 dBFS: a clip that would go above is scaled down as a
+    whole (its level then falls short of the target, with a :class:`LevelWarning`); they refuse silence, which no
+    gain can bring to a level. ``name`` labels the audio in messages.
+    """
+    check_normalize(normalize)
+    sample_rate = _check_positive_int(sample_rate, "sample_rate")
+    loudness_db = check_level_target(loudness_db, "loudness_db")
+    rms_db = check_level_target(rms_db, "rms_db")
+    if wav.dim() not in (2, 3):
+        raise ValueError(f"expected a waveform shaped [C, N] or [B, C, N], got shape {tuple(wav.shape)}")
+    wav = wav.detach().cpu().float()
+    if not torch.isfinite(wav).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    if normalize == "none":
+        return wav
+    if normalize == "clip":
+        peak = wav.abs().max() if wav.numel() else torch.tensor(0.0)
+        if peak <= 1.0:
+            return wav
+        warnings.warn(
+            f"{name}: peak at {_db(float(peak)):+.2f} dBFS would clip; scaled down {_db(float(peak)):.2f} dB as a "
+            "whole to full scale" + (" (one gain for the whole batch, so relative levels are kept)"
+                                     if wav.dim() == 3 and len(wav) > 1 else ""),
+            LevelWarning, stacklevel=2,
+        )
+        return wav / peak  # a division keeps every |x| <= 1 exactly, the peak itself at 1
+    if wav.dim() == 3:
+        return torch.stack([
+            _level_one(item, sample_rate, normalize, loudness_db, rms_db, f"{name} (item {index})")
+            for index, item in enumerate(wav)
+        ])  # [B, C, N]
+    return _level_one(wav, sample_rate, normalize, loudness_db, rms_db, name)
 
 
 def write_audio(
     path: str | Path,
     wav: torch.Tensor,
     sample_rate: int,
-    normalize: str = "peak",
+    normalize: str = DEFAULT_NORMALIZE,
     subtype: str | None = None,
+    *,
+    loudness_db: float = DEFAULT_LOUDNESS_DB,
+    rms_db: float = DEFAULT_RMS_DB,
 ) -> Path:
     """Write ``wav`` ``[C, N]`` (or ``[N]``) to ``path`` atomically and return the path.
 
-    The container comes from the extension (``.wav``, ``.flac``, ``.ogg``). ``normalize`` is ``"peak"``
-    (scale so that max |x| = 0.99, silence left as is), ``"clip"`` (clamp to [-1, 1]) or ``"none"`` (values
-    outside [-1, 1] then clip or wrap, depending on ``subtype``). ``subtype`` is soundfile's sample encoding,
-    by default 16-bit PCM for wav and flac and Vorbis for ogg. Parent folders are created; the file is written
-    under a temporary name in the same folder and renamed, so readers never see a partial file.
+    The container comes from the extension (``.wav``, ``.flac``, ``.ogg``). ``normalize`` sets the level
+    (:func:`level_audio`): ``"clip"`` (default) keeps it and only scales a clip that would pass full scale down as
+    a whole; ``"none"``, ``"peak"`` (-1 dBFS), ``"rms"`` (``rms_db`` dBFS) and ``"loudness"`` (``loudness_db``
+    LUFS) as described there. ``subtype`` is soundfile's sample encoding (case-insensitive; e.g. ``PCM_16``,
+    ``PCM_24``, ``FLOAT``), by default 16-bit PCM for wav and flac and Vorbis for ogg; ``FLOAT`` stores float32
+    samples bit for bit. With ``"none"``, samples beyond full scale are clipped by integer (PCM) formats and kept
+    by ``FLOAT``, with a :class:`LevelWarning` either way. Parent folders are created; the file is written under a
+    temporary name in the same folder and renamed, so readers never see a partial file.
     """
     path = Path(path)
     sample_rate = _check_positive_int(sample_rate, "sample_rate")
-    audio_format = AUDIO_FORMATS.get(path.suffix.lower())
-    if audio_format is None:
-        allowed = sorted(AUDIO_FORMATS)
-        raise ValueError(f"unknown audio extension '{path.suffix}' in '{path}'; allowed: {allowed}")
-    subtype = subtype or DEFAULT_SUBTYPES[audio_format]
-    if not sf.check_format(audio_format, subtype):
-        allowed = sorted(sf.available_subtypes(audio_format))
-        raise ValueError(f"subtype '{subtype}' is not valid for {audio_format}; allowed: {allowed}")
-    if normalize not in NORMALIZE_MODES:
-        raise ValueError(f"normalize must be one of {list(NORMALIZE_MODES)}, got {normalize!r}")
+    container, subtype = audio_format(path, subtype)
+    check_normalize(normalize)
     if wav.dim() == 1:
         wav = wav[None]  # [1, N]
     if wav.dim() != 2:
@@ -130,13 +316,21 @@ def write_audio(
     wav = wav.detach().cpu().float()
     if not torch.isfinite(wav).all():
         raise ValueError(f"waveform for '{path}' contains NaN or infinite values")
-    data = _normalize(wav, normalize).T.numpy()  # [N, C]
+    wav = level_audio(wav, sample_rate, normalize, loudness_db=loudness_db, rms_db=rms_db, name=f"'{path}'")
+    beyond = int((wav.abs() > 1.0).sum())
+    if beyond:
+        fate = "kept as they are" if subtype in ("FLOAT", "DOUBLE") else f"clipped to full scale by {subtype}"
+        warnings.warn(f"'{path}': {beyond} samples beyond full scale (peak {_db(float(wav.abs().max())):+.2f} dBFS) "
+                      f"were {fate}", LevelWarning, stacklevel=2)
+        if subtype not in ("FLOAT", "DOUBLE"):
+            wav = wav.clamp(-1.0, 1.0)
+    data = wav.T.numpy()  # [N, C]
 
     path.parent.mkdir(parents=True, exist_ok=True)
     # a fresh name (not mkstemp, whose 0600 mode would leak into the result) in the same folder
     tmp_path = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:12]}.tmp{path.suffix}")
     try:
-        sf.write(str(tmp_path), data, sample_rate, subtype=subtype, format=audio_format)
+        sf.write(str(tmp_path), data, sample_rate, subtype=subtype, format=container)
         os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)

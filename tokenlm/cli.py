@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from tokenlm.assets_cli import add_assets_parser
 from tokenlm.codec_cli import add_codec_parser
@@ -11,6 +12,9 @@ from tokenlm.data.cli import add_data_parser
 from tokenlm.data.synth.cli import add_synth_parser
 from tokenlm.defaults import DEFAULT_FOR_BACKEND
 from tokenlm.eval.cli import add_eval_parser
+
+if TYPE_CHECKING:
+    from tokenlm.api import Audio
 
 EXAMPLE = 'tokenlm generate "a dog barks twice" --duration 5 --out dog.wav'
 
@@ -25,6 +29,7 @@ def _generate(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if args.model and args.backend:
         raise ValueError(f"--backend {args.backend} picks a shipped default model; it does not apply with --model")
+    save_options = _save_options(args)  # bad output options fail before the model loads
     model = TextToAudio.from_pretrained(args.model or DEFAULT_FOR_BACKEND[args.backend or "lm"], device=args.device)
     audio = model.generate(
         args.prompt,
@@ -35,8 +40,7 @@ def _generate(args: argparse.Namespace) -> int:
         prompt_audio=args.prompt_audio,
         negative_prompt=args.negative_prompt,
     )
-    for path in audio.save(args.out):
-        print(f"wrote {path} ({audio.duration:.2f} s at {audio.sample_rate} Hz)")
+    _save(audio, args, save_options)
     return 0
 
 
@@ -50,6 +54,7 @@ def _sampling_args(args: argparse.Namespace) -> dict:
 def _edit(args: argparse.Namespace) -> int:
     from tokenlm.api import TextToAudio
 
+    save_options = _save_options(args)  # bad output options fail before the model loads
     model = TextToAudio.from_pretrained(args.model, device=args.device)
     mask = None
     if args.mask is not None:
@@ -62,9 +67,75 @@ def _edit(args: argparse.Namespace) -> int:
         args.prompt, args.audio, mode=args.mode, strength=args.strength, mask=mask, cutoff_hz=args.cutoff_hz,
         seed=args.seed, **_sampling_args(args),
     )
-    for path in audio.save(args.out):
-        print(f"wrote {path} ({audio.duration:.2f} s at {audio.sample_rate} Hz)")
+    _save(audio, args, save_options)
     return 0
+
+
+#: ``--normalize`` values, as ``tokenlm.audio.NORMALIZE_MODES`` (spelled out so that ``tokenlm --help`` needs no torch)
+NORMALIZE_HELP = (
+    "level of the written files: clip (the default) keeps the level the model made and only scales audio that "
+    "would pass full scale down as a whole (one gain for all prompts, so their relative levels are kept), saying "
+    "so; none writes the samples as they are; peak (-1 dBFS), rms (--rms-db) and loudness (--loudness-db) set "
+    "each file's level, keeping peaks at or below -1 dBFS"
+)
+
+
+def _add_output_options(parser: argparse.ArgumentParser) -> None:
+    """``--normalize``, ``--loudness-db``, ``--rms-db`` and ``--subtype`` (how ``generate`` / ``edit`` write files)."""
+    parser.add_argument("--normalize", default="clip", metavar="{none,clip,peak,rms,loudness}", help=NORMALIZE_HELP)
+    parser.add_argument("--loudness-db", type=float, default=None,
+                        help="target of --normalize loudness, in LUFS (default -14)")
+    parser.add_argument("--rms-db", type=float, default=None, help="target of --normalize rms, in dBFS (default -18)")
+    parser.add_argument("--subtype", default=None, metavar="{PCM_16,PCM_24,FLOAT}",
+                        help="sample format of the file (default: PCM_16 for .wav and .flac, Vorbis for .ogg); "
+                        "FLOAT keeps the samples bit for bit")
+
+
+def _save_options(args: argparse.Namespace) -> dict:
+    """``Audio.save`` keyword arguments from the output options, checked (with ``--out``) before any work is done."""
+    from tokenlm.audio import (
+        CLI_SUBTYPES,
+        DEFAULT_LOUDNESS_DB,
+        DEFAULT_RMS_DB,
+        NORMALIZE_MODES,
+        audio_format,
+        check_level_target,
+    )
+
+    if args.normalize not in NORMALIZE_MODES:
+        raise ValueError(f"--normalize must be one of {', '.join(NORMALIZE_MODES)}; got {args.normalize!r}")
+    for flag, mode in (("loudness_db", "loudness"), ("rms_db", "rms")):
+        if getattr(args, flag) is not None and args.normalize != mode:
+            raise ValueError(f"--{flag.replace('_', '-')} sets the target of --normalize {mode}; "
+                             f"it does not apply with --normalize {args.normalize}")
+    subtype = args.subtype
+    if subtype is not None and subtype.upper() not in CLI_SUBTYPES:
+        raise ValueError(f"--subtype must be one of {', '.join(CLI_SUBTYPES)}; got {subtype!r}")
+    audio_format(args.out, subtype)  # the container can hold it (.ogg cannot hold PCM_24, .flac no FLOAT)
+    loudness_db = DEFAULT_LOUDNESS_DB if args.loudness_db is None else args.loudness_db
+    rms_db = DEFAULT_RMS_DB if args.rms_db is None else args.rms_db
+    return {"normalize": args.normalize, "subtype": subtype,
+            "loudness_db": check_level_target(loudness_db, "--loudness-db"),
+            "rms_db": check_level_target(rms_db, "--rms-db")}
+
+
+def _save(audio: Audio, args: argparse.Namespace, options: dict) -> None:
+    """Write ``audio`` to ``--out``; what changed the level (a scale-down against clipping, a missed target) is
+    printed to stderr as a warning line, the files written to stdout."""
+    import warnings
+
+    from tokenlm.audio import LevelWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", LevelWarning)
+        paths = audio.save(args.out, **options)
+    for warning in caught:
+        if issubclass(warning.category, LevelWarning):
+            print(f"tokenlm {args.command}: warning: {warning.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+    for path in paths:
+        print(f"wrote {path} ({audio.duration:.2f} s at {audio.sample_rate} Hz)")
 
 
 def _add_diffusion_options(parser: argparse.ArgumentParser) -> None:
@@ -135,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--device", default=None, help="torch device, e.g. cuda (default: cpu)")
     gen.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_output_options(gen)
     gen.set_defaults(func=_generate)
 
     edit = commands.add_parser(
@@ -153,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     edit.add_argument("--out", default="edit.wav", help="output file")
     edit.add_argument("--seed", type=int, default=None, help="seed for reproducible output")
     edit.add_argument("--device", default=None, help="torch device, e.g. cuda (default: cpu)")
+    _add_output_options(edit)
     edit.set_defaults(func=_edit)
 
     train = commands.add_parser(

@@ -24,9 +24,33 @@ def _named_dirs(values: list[str] | None, option: str) -> dict[str, str]:
     return out
 
 
+def _as_written(generated: list[tuple[np.ndarray, int]], folder: Path) -> list[tuple[np.ndarray, int]]:
+    """Write the generated clips (``[N]`` each) to ``folder`` as ``tokenlm generate`` writes a clip (its default
+    level: as generated, scaled down only where it would clip) and return what was written, so that the suite
+    judges the audio a user gets; how many clips were scaled down is printed."""
+    import warnings
+
+    from tokenlm.audio import DEFAULT_NORMALIZE, LevelWarning, level_audio, write_audio
+
+    written = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", LevelWarning)
+        for index, (wav, rate) in enumerate(generated):
+            path = folder / f"clip_{index:05d}.wav"
+            leveled = level_audio(torch.from_numpy(wav)[None], rate, DEFAULT_NORMALIZE, name=f"'{path}'")  # [1, N]
+            write_audio(path, leveled, rate, normalize="none")
+            written.append((leveled[0].numpy().astype(wav.dtype, copy=False), rate))
+    scaled = [w for w in caught if issubclass(w.category, LevelWarning)]
+    if scaled:
+        print(f"{len(scaled)} of {len(generated)} generated clips would clip and were scaled down as a whole, "
+              f"as tokenlm generate writes them (first: {scaled[0].message})")
+    for other in (w for w in caught if not issubclass(w.category, LevelWarning)):
+        warnings.showwarning(other.message, other.category, other.filename, other.lineno)
+    return written
+
+
 def run_eval(args: argparse.Namespace) -> int:
     """Run the suite as the parsed arguments say and write ``report.json`` / ``report.html`` to ``--out``."""
-    from tokenlm.audio import write_audio
     from tokenlm.eval.embedders import load_classifier, load_embedder
     from tokenlm.eval.inputs import generate_clips, load_clip, match_audio, read_captions, read_entries
     from tokenlm.eval.report import write_report
@@ -59,8 +83,7 @@ def run_eval(args: argparse.Namespace) -> int:
         generation = {"clips": len(captions), "duration_s": duration, "wall_s": round(seconds, 2),
                       "seconds_per_audio_second": round(seconds / max(len(captions) * duration, 1e-9), 4),
                       "threads": torch.get_num_threads(), "batch_size": args.batch_size}
-        for index, (wav, rate) in enumerate(generated):
-            write_audio(out / "audio" / f"clip_{index:05d}.wav", torch.from_numpy(wav)[None], rate, normalize="clip")
+        generated = _as_written(generated, out / "audio")
     elif args.audio_dir:
         generated = [load_clip(path) for path in match_audio(args.audio_dir, entries, len(captions))]
     elif entries is not None:
