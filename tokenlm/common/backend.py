@@ -41,6 +41,21 @@ class Backend(nn.Module, ABC):
     codec: Codec
     conditioning: ConditioningProvider
     cfg_dropout: float
+    #: the keyword arguments ``generate`` takes for sampling, and the dataclass that validates them
+    sampling_parameters: tuple[str, ...] = ()
+    sampling_class: Any = None
+    #: the model's own sampling defaults (saved as ``"sampling"`` in config.json, like a ``generation_config``)
+    sampling_defaults: dict[str, Any] = {}
+
+    def check_sampling_defaults(self, sampling: dict[str, Any] | None) -> dict[str, Any]:
+        """Validated model sampling defaults (ValueError naming an unknown parameter or a bad value)."""
+        sampling = dict(sampling or {})
+        unknown = sorted(set(sampling) - set(self.sampling_parameters))
+        if unknown:
+            raise ValueError(f"unknown sampling default(s) {unknown}; allowed: {list(self.sampling_parameters)}")
+        if self.sampling_class is not None:
+            self.sampling_class(**sampling)  # validates the values
+        return sampling
 
     # ---------------------------------------------------------------- properties
     @property

@@ -38,10 +38,13 @@ class LDMBackend(Backend):
         cfg_dropout: condition dropout used in training (0: no CFG possible).
         mask_prob: masked-latent training: the probability that a training sample gets a random span to
             regenerate with the rest of its latent given as clean context (needs ``DiTConfig.context``).
+        sampling: the model's own sampling defaults (e.g. ``{"steps": 25, "scheduler": "dpmpp"}``), saved with it;
+            what a caller passes wins.
     """
 
     name = "ldm"
     sampling_parameters = ("steps", "cfg_coef", "cfg_rescale", "scheduler")
+    sampling_class = DiffusionParams
 
     def __init__(
         self,
@@ -52,6 +55,7 @@ class LDMBackend(Backend):
         max_duration: float = 10.0,
         cfg_dropout: float = 0.1,
         mask_prob: float = 0.0,
+        sampling: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         cfg = dit.config
@@ -73,6 +77,7 @@ class LDMBackend(Backend):
         if mask_prob > 0 and not cfg.context:
             raise ValueError("masked-latent training (mask_prob > 0) needs a DiT with context input (context=True)")
         self.mask_prob = float(mask_prob)
+        self.sampling_defaults = self.check_sampling_defaults(sampling)
         self.normalizer = LatentNormalizer(cfg.latent_dim)
 
     # ---------------------------------------------------------------- properties
@@ -204,8 +209,9 @@ class LDMBackend(Backend):
 
     # ---------------------------------------------------------------- generation
     def make_sampling(self, given: dict[str, Any]) -> DiffusionParams:
-        """The sampling parameters from the ones the caller gave (the rest take their defaults)."""
-        params = DiffusionParams(**given)
+        """The sampling parameters from the ones the caller gave; the rest come from the model's own defaults
+        (``sampling`` in its config), then from :class:`DiffusionParams`."""
+        params = DiffusionParams(**{**self.sampling_defaults, **given})
         self.check_guidance(params.cfg_coef)
         return params
 
@@ -286,6 +292,7 @@ class LDMBackend(Backend):
             "max_duration": self.max_duration,
             "cfg_dropout": self.cfg_dropout,
             "mask_prob": self.mask_prob,
+            "sampling": self.sampling_defaults,
         }
 
     def weights_module(self) -> nn.Module:
@@ -297,4 +304,5 @@ class LDMBackend(Backend):
         """The architecture described by ``config`` (codec weights included, DiT weights not yet loaded)."""
         codec, conditioners, _ = load_components(config, directory)  # diffusion reads every condition by cross
         return cls(DiT(DiTConfig.from_dict(config["dit"])), codec, conditioners, max_duration=config["max_duration"],
-                   cfg_dropout=config.get("cfg_dropout", 0.0), mask_prob=config.get("mask_prob", 0.0))
+                   cfg_dropout=config.get("cfg_dropout", 0.0), mask_prob=config.get("mask_prob", 0.0),
+                   sampling=config.get("sampling"))

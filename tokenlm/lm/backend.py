@@ -40,6 +40,7 @@ class LMBackend(Backend):
 
     name = "lm"
     sampling_parameters = ("top_k", "top_p", "temperature", "cfg_coef", "two_step_cfg")
+    sampling_class = SamplingParams
 
     def __init__(
         self,
@@ -91,15 +92,6 @@ class LMBackend(Backend):
 
     # ---------------------------------------------------------------- properties
     # ---------------------------------------------------------------- generation
-    def check_sampling_defaults(self, sampling: dict[str, Any] | None) -> dict[str, Any]:
-        """Validated model sampling defaults (ValueError naming an unknown parameter or a bad value)."""
-        sampling = dict(sampling or {})
-        unknown = sorted(set(sampling) - set(self.sampling_parameters))
-        if unknown:
-            raise ValueError(f"unknown sampling default(s) {unknown}; allowed: {list(self.sampling_parameters)}")
-        SamplingParams(**sampling)  # validates the values
-        return sampling
-
     def make_sampling(self, given: dict[str, Any]) -> SamplingParams:
         """The sampling parameters from the ones the caller gave; the rest come from the model's own defaults
         (``sampling`` in its config), then from :class:`SamplingParams`."""

@@ -147,6 +147,7 @@ def build_ldm_backend(
     backend = LDMBackend(
         dit, codec, conditioners, max_duration=float(data["segment_duration"]),
         cfg_dropout=float(cfg["solver"]["cfg_dropout"]), mask_prob=mask_prob,
+        sampling=dict(cfg.get("generation") or {}),
     )
     train = data["train"] if isinstance(data["train"], list) else [data["train"]]
     dataset = AudioSegmentDataset(
