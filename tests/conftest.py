@@ -1,9 +1,12 @@
 """Shared fixtures: a SentencePiece model and a tiny local T5 encoder folder, both built offline."""
 
-import json
 import os
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")  # tiny models: one thread is fastest and never contends
+# Thread policy: tiny models run fastest on one thread, so OMP_NUM_THREADS defaults to 1, but a value already in
+# the environment wins (a CI runner may set its own). Nothing in the suite depends on the thread count: a test that
+# compares for exact equality compares two computations made in this same process, with the same thread count and
+# so the same arithmetic; the tests that train in subprocesses give every process OMP_NUM_THREADS=1 explicitly.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from pathlib import Path  # noqa: E402
 
@@ -105,7 +108,7 @@ def tiny_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
         freq = 200 + 100 * (i % 6)
         tone = i % 2 == 0
         wav = 0.3 * np.sin(2 * np.pi * freq * t) if tone else 0.1 * rng.standard_normal(len(t))
-        write_audio(folder / f"clip{i}.wav", torch.tensor(wav, dtype=torch.float32)[None], 16000)
+        write_audio(folder / f"clip{i}.wav", torch.tensor(wav, dtype=torch.float32)[None], 16000, normalize="peak")
         caption = f"a steady tone at {freq} hz" if tone else f"{['soft', 'loud'][i % 4 // 2]} white noise hiss"
         lines.append({"path": f"clip{i}.wav", "duration": 2.5, "sample_rate": 16000, "channels": 1,
                       "description": caption, "labels": {"frequency": freq if tone else None}})
@@ -166,18 +169,22 @@ def tiny_recipe_overrides(
     run_dir: Path, data: Path, steps: int, *extra: str, warmup_steps: int, settings: tuple[str, ...] = ()
 ) -> list[str]:
     """Recipe overrides for a few-step training run on a manifest folder (train.jsonl / valid.jsonl):
-    the shared ones, ``settings`` after the warm-up, then ``extra``."""
+    the shared ones, ``settings`` after the warm-up, then ``extra``. The device is pinned to the CPU (the recipes'
+    ``device: auto`` would pick a GPU where there is one); a GPU variant overrides it with ``device=cuda`` in
+    ``extra`` and is marked ``gpu``."""
     return [
         f"run_dir={run_dir}", "data.synth=null", f"data.train={data / 'train.jsonl'}",
         f"data.valid={data / 'valid.jsonl'}", "data.segment_duration=1.0", "data.num_workers=0",
         f"solver.steps={steps}", "solver.batch_size=4", f"solver.warmup_steps={warmup_steps}", *settings,
-        "log.tensorboard=false", *extra,
+        "log.tensorboard=false", "device=cpu", *extra,
     ]
 
 
 def metrics(run_dir: Path) -> list[dict]:
-    """The records of a run's ``metrics.jsonl``."""
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
+    """The records of a run's ``metrics.jsonl`` (a torn last line, from a kill mid-write, is left out)."""
+    from tokenlm.train.state import read_metrics
+
+    return read_metrics(run_dir / "metrics.jsonl")
 
 
 @pytest.fixture(scope="session")

@@ -57,6 +57,12 @@ def test_long_audio_by_sliding_window(model):
     assert audio.wav.shape == (1, 1, 72000)
     assert audio.codes.shape == (1, 4, 225)
     assert torch.isfinite(audio.wav).all()
+    # the waveform is the decoding of all 225 frames, and the first window is what a plain 2 s generation with
+    # the same seed samples (the same draws, in the same order)
+    torch.testing.assert_close(audio.wav, model.backend.decode(audio.codes)[..., :72000])
+    first = model.generate("a train passes", 2.0, seed=0, return_codes=True)
+    assert torch.equal(audio.codes[..., :100], first.codes)
+    assert not torch.equal(audio.codes[..., 100:200], first.codes)  # later windows are new audio, not a loop
 
 
 def test_long_greedy_generation_continues_each_window(model):

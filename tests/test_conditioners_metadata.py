@@ -123,6 +123,20 @@ def test_number_conditioner(tmp_path: Path) -> None:
     assert torch.equal(rebuilt.encode([99]).embeds, bpm.encode([99]).embeds)
 
 
+def test_number_conditioner_values() -> None:
+    # Stable Audio's number embedder: t = (value - min) / (max - min), features [t, sin(2 pi w t), cos(2 pi w t)]
+    # with learned frequencies w, then a linear projection; a missing value is a zero, masked token
+    bpm = seeded(lambda: NumberConditioner("bpm", 8, min_value=40, max_value=240, fourier_dim=16))
+    out = bpm.encode([40, 120.5, 240, None])
+    w = bpm.embedder.weights.detach()  # [8]
+    for row, value in enumerate((40, 120.5, 240)):
+        t = (value - 40) / 200
+        features = torch.cat([torch.tensor([t]), torch.sin(2 * torch.pi * w * t), torch.cos(2 * torch.pi * w * t)])
+        expected = bpm.embedder.proj.weight.detach() @ features + bpm.embedder.proj.bias.detach()
+        torch.testing.assert_close(out.embeds[row, 0], expected, rtol=1e-5, atol=1e-6)
+    assert out.mask.tolist() == [[True], [True], [True], [False]] and torch.equal(out.embeds[3], torch.zeros(1, 8))
+
+
 # ---------------------------------------------------------------------------------------------- fusing
 
 

@@ -323,8 +323,14 @@ def test_audiocraft_renormalize_is_one_scaled_frame() -> None:
     config = audiocraft_encodec_config(yaml.safe_dump(cfg))
     assert config.normalize and config.chunk_length_s is None and config.use_conv_shortcut
     codec = EncodecCodec.from_config(config, seed=0)
-    (codes, scale), = codec.encode_frames(noise(2, 1, 3000))  # fmt: skip
+    wav = noise(2, 1, 3000) * torch.tensor([1.0, 4.0])[:, None, None]  # two loudness levels
+    (codes, scale), = codec.encode_frames(wav)  # fmt: skip
     assert codes.shape == (2, codec.num_codebooks, 10) and scale.shape == (2, 1)
+    # audiocraft's renormalisation: scale = RMS of the mono mix + 1e-8, and the encoder sees wav / scale
+    torch.testing.assert_close(scale, wav.mean(dim=1).pow(2).mean(dim=-1, keepdim=True).sqrt() + 1e-8)
+    (louder, louder_scale), = codec.encode_frames(3.0 * wav)  # fmt: skip
+    assert torch.equal(louder, codes)  # the codes do not depend on the level
+    torch.testing.assert_close(louder_scale, 3.0 * scale)
 
 
 def test_audiocraft_unsupported_options_are_listed() -> None:

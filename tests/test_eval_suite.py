@@ -138,7 +138,33 @@ def test_cli_eval_generates_with_a_model(spm_model_path, tmp_path):
     assert [c["labels"]["family"] for c in report["clips"]] == ["tone", "bursts", "clicks"]
     assert all(c["duration_s"] == 1.0 for c in report["clips"])
     assert len(list((out / "audio").glob("*.wav"))) == 3
-    assert 0.0 <= report["summary"]["alignment"] <= 1.0 and report["summary"]["ceiling"] == 1.0
+    assert report["summary"]["ceiling"] == 1.0
+    # the summary's alignment is the share of matched checks over every check of every clip
+    checks = [check for clip in report["clips"] for check in clip["checks"]]
+    assert len(checks) >= 3 and all(isinstance(check["matched"], bool) for check in checks)
+    assert report["summary"]["alignment"] == pytest.approx(sum(check["matched"] for check in checks) / len(checks))
+    assert report["alignment"]["overall"]["n"] == len(checks)
+
+
+def test_eval_judges_the_clips_as_tokenlm_generate_writes_them(tmp_path, capsys):
+    """Generated clips are written at the model's level (as ``tokenlm generate`` writes them: scaled down only
+    where they would clip), and the suite gets exactly what was written."""
+    import torch
+
+    from tokenlm.audio import read_audio
+    from tokenlm.eval.cli import _as_written
+
+    t = np.arange(16000) / 16000
+    quiet = (0.05 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    loud = (2.0 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)  # would clip
+    written = _as_written([(quiet, 16000), (loud, 16000)], tmp_path / "audio")
+    assert "1 of 2 generated clips would clip and were scaled down as a whole" in capsys.readouterr().out
+    assert np.array_equal(written[0][0], quiet)  # the model's level, untouched
+    assert np.allclose(written[1][0], loud / np.abs(loud).max(), atol=1e-7)  # one gain, not clamped
+    for index, (wav, rate) in enumerate(written):
+        file, file_rate = read_audio(tmp_path / "audio" / f"clip_{index:05d}.wav")
+        assert file_rate == rate == 16000
+        assert torch.allclose(file[0], torch.from_numpy(wav), atol=1 / 32768)  # judged = written
 
 
 def test_cli_eval_errors_are_one_line(tmp_path, capsys):

@@ -5,7 +5,7 @@ import torch
 
 from tokenlm.lm.generate import concat_conditions_batch, generate_codes
 from tokenlm.lm.patterns import build_pattern
-from tokenlm.lm.sampling import SamplingParams, apply_cfg, sample_next
+from tokenlm.lm.sampling import SamplingParams, sample_next
 
 PROMPTS = [{"description": "a dog barks twice"}, {"description": "soft jazz piano"}]
 
@@ -25,7 +25,8 @@ def reference_generate(lm, pattern, condition, null, params, generator=None, pro
         inputs = sequence[:, :, : step + 1].clamp(min=0)
         logits = lm(torch.cat([inputs, inputs]), ctx)[:, :, -1]
         cond, uncond = logits.split(batch)
-        tokens = sample_next(apply_cfg(cond, uncond, params.cfg_coef), params, generator)
+        # guidance written out (not apply_cfg); sample_next's distributions are checked in test_sampling.py
+        tokens = sample_next(uncond + params.cfg_coef * (cond - uncond), params, generator)
         target = sequence[:, :, step + 1]
         sequence[:, :, step + 1] = torch.where(target == -1, tokens, target)
     return pattern.revert(sequence)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import metrics, tiny_recipe_overrides
@@ -171,13 +173,24 @@ def test_super_resolution_and_input_conversion(ldm):
     import julius
 
     model = TextToAudio(ldm)
-    low = torch.randn(2, 4000) * 0.1  # stereo 8 kHz: remixed to mono, resampled to 16 kHz
-    out = model.edit("a tone", low, sample_rate=8000, mode="superres", steps=4, seed=0).wav
+    low = torch.randn(2, 4000, generator=torch.Generator().manual_seed(0)) * 0.1  # stereo 8 kHz: remixed to mono,
+    out = model.edit("a tone", low, sample_rate=8000, mode="superres", steps=4, seed=0).wav  # resampled to 16 kHz
     assert out.shape == (1, 1, 8000)
     wav = julius.resample_frac(low.mean(0, keepdim=True), 8000, SR)
-    # below the cutoff (4 kHz) the output follows the input, above it the model's generation
-    low_band = julius.lowpass_filter(out[0], 2000 / SR)
-    assert torch.allclose(low_band, julius.lowpass_filter(wav, 2000 / SR), atol=0.02)
+    # super-resolution is the style edit (same strength and seed) above the cutoff (4 kHz) and the input below it
+    style = model.edit("a tone", low, sample_rate=8000, mode="style", strength=0.6, steps=4, seed=0).wav[0]
+    torch.testing.assert_close(out[0], julius.lowpass_filter(wav, 0.25) + style - julius.lowpass_filter(style, 0.25),
+                               rtol=0, atol=1e-6)
+    # so below 2 kHz the output follows the input, up to what a 2 kHz low-pass lets through of a 4 kHz high-pass:
+    # lowpass_2k(out - wav) = g * (style - wav), g = lowpass_2k(delta - lowpass_4k(delta)), and away from the
+    # edges (the filters' half-lengths, 32 + 16 samples) |g * x| <= |g|_1 max|x|
+    impulse = torch.zeros(1, 4096)
+    impulse[0, 2048] = 1.0
+    g = julius.lowpass_filter(impulse - julius.lowpass_filter(impulse, 0.25), 2000 / SR)
+    bound = float(g.abs().sum() * (style - wav).abs().max())
+    assert bound < 1e-3  # the filters barely overlap
+    low_band = julius.lowpass_filter(out[0], 2000 / SR) - julius.lowpass_filter(wav, 2000 / SR)
+    assert float(low_band[..., 48:-48].abs().max()) <= bound
 
 
 @pytest.mark.parametrize(
@@ -201,6 +214,68 @@ def test_too_long_or_unrated_edit_input_is_explained(ldm):
         TextToAudio(ldm).edit("a dog", torch.zeros(1, 48000), sample_rate=SR)
     with pytest.raises(ValueError, match="sample_rate is needed with a audio tensor"):
         TextToAudio(ldm).edit("a dog", torch.zeros(1, 800))
+
+
+def two_tones(seconds: float = 2.0) -> torch.Tensor:
+    """``[1, N]`` at 16 kHz: 330 Hz and 1250 Hz, peak 0.40 (an input well below full scale)."""
+    t = torch.arange(int(SR * seconds), dtype=torch.float64) / SR
+    wav = 0.25 * torch.sin(2 * math.pi * 330 * t) + 0.15 * torch.sin(2 * math.pi * 1250 * t + 0.3)
+    return (wav * (0.4 / wav.abs().max())).float()[None]
+
+
+@pytest.fixture()
+def edit_files(ldm, tmp_path):
+    """A saved tiny LDM and a 2 s, 16-bit input file of two tones at peak 0.40."""
+    from tokenlm.audio import write_audio
+
+    model_dir = TextToAudio(ldm).save_pretrained(tmp_path / "ldm")
+    return model_dir, write_audio(tmp_path / "in.wav", two_tones(), SR)
+
+
+def test_cli_inpainting_writes_the_input_outside_the_mask(edit_files, tmp_path, capsys):
+    from tokenlm.audio import read_audio
+    from tokenlm.cli import main
+
+    model_dir, source = edit_files
+    wav, _ = read_audio(source)  # [1, N]: what the edit reads
+    assert wav.abs().max().item() == pytest.approx(0.4, abs=1e-4)
+    expected = TextToAudio.from_pretrained(model_dir).edit("a burst of noise", source, mode="inpaint", mask=(0.6, 1.2),
+                                                           steps=3, seed=0).wav[0]  # [1, N] in memory
+    assert expected.abs().max() < 1  # nothing would clip, so nothing is scaled
+    command = ["edit", "a burst of noise", "--audio", str(source), "--model", str(model_dir), "--mode", "inpaint",
+               "--mask", "0.6:1.2", "--steps", "3", "--seed", "0"]
+    outside = (slice(None), torch.cat([torch.arange(0, 9600), torch.arange(19200, 32000)]))
+    inside = (slice(None), slice(9600, 19200))
+    for subtype, step in ((None, 1 / 32768), ("PCM_24", 1 / 2**23), ("FLOAT", 0.0)):
+        out = tmp_path / f"edit_{subtype}.wav"
+        assert main([*command, "--out", str(out), *(["--subtype", subtype] if subtype else [])]) == 0
+        written, rate = read_audio(out)
+        assert rate == SR and written.shape == wav.shape
+        if subtype == "FLOAT":  # bit for bit outside the mask
+            assert torch.equal(written[outside], wav[outside]) and torch.equal(written, expected)
+        else:  # within the format's quantization (the 16-bit input's samples are exact in PCM)
+            assert (written[outside] - wav[outside]).abs().max().item() <= step
+            assert (written - expected).abs().max().item() <= step
+        assert (written[inside] - wav[inside]).abs().max() > 0.05  # the masked span was regenerated
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_cli_super_resolution_keeps_the_band_below_the_cutoff(edit_files, tmp_path):
+    import julius
+
+    from tokenlm.audio import read_audio
+    from tokenlm.cli import main
+
+    model_dir, source = edit_files
+    wav, _ = read_audio(source)
+    out = tmp_path / "superres.wav"
+    assert main(["edit", "a burst of noise", "--audio", str(source), "--model", str(model_dir), "--mode", "superres",
+                 "--cutoff-hz", "2000", "--steps", "3", "--seed", "0", "--out", str(out)]) == 0
+    written, _ = read_audio(out)
+    low_in, low_out = (julius.lowpass_filter(x, 1800 / SR)[..., 800:-800] for x in (wav, written))  # [1, N]
+    gain = float((low_out * low_in).sum() / (low_in * low_in).sum())
+    assert gain == pytest.approx(1.0, abs=0.01)  # the band below the cutoff keeps the input's level
+    assert (low_out - low_in).abs().max().item() < 0.005
 
 
 tiny_overrides = functools.partial(tiny_recipe_overrides, warmup_steps=3, settings=("conditioners.0.vocab_size=24",))
@@ -344,3 +419,97 @@ def test_ldm_trains_on_a_token_cache_and_the_default_recipe_reads_demo_lm_cache(
     lm = compose_recipe(["recipe=demo_lm"])
     assert cfg["backend"] == "ldm" and cfg["data"]["cache"] == lm["data"]["cache"]
     assert cfg["codec"] == lm["codec"] and cfg["conditioners"] == lm["conditioners"]
+
+
+def test_guidance_is_uncond_plus_scale_times_the_difference():
+    from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import rescale_noise_cfg
+
+    from conditioners.base import Condition
+    from tokenlm.ldm.diffusion import DiffusionParams, guided_prediction
+
+    def model(x: torch.Tensor, t: torch.Tensor, c: Condition) -> torch.Tensor:
+        """A stand-in denoiser whose output depends on the input, the timestep and the condition."""
+        return x * c.embeds.mean(dim=(1, 2))[:, None, None] + c.embeds[:, :1, :1] * t[:, None, None] / 1000
+
+    g = torch.Generator().manual_seed(0)
+    x, t = torch.randn(2, 8, 12, generator=g), torch.tensor([600])
+    cond = Condition(torch.randn(2, 3, 4, generator=g) + 1.0, torch.ones(2, 3, dtype=torch.bool))
+    null = Condition(torch.randn(2, 3, 4, generator=g) * 0.1, torch.ones(2, 3, dtype=torch.bool))
+    out_cond, out_null = model(x, t.expand(2), cond), model(x, t.expand(2), null)
+    plain = guided_prediction(model, x, t, cond, null, DiffusionParams(cfg_coef=4.0, cfg_rescale=0.0))
+    torch.testing.assert_close(plain, out_null + 4.0 * (out_cond - out_null))
+    rescaled = guided_prediction(model, x, t, cond, null, DiffusionParams(cfg_coef=4.0, cfg_rescale=0.7))
+    torch.testing.assert_close(rescaled, rescale_noise_cfg(out_null + 4.0 * (out_cond - out_null), out_cond, 0.7))
+    torch.testing.assert_close(guided_prediction(model, x, t, cond, None, DiffusionParams()), out_cond)
+    # in numbers: outputs 2 (conditional) and 0.5 (unconditional) guided at 3 give 0.5 + 3 * 1.5 = 5
+    constant = Condition(torch.full((2, 3, 4), 2.0), torch.ones(2, 3, dtype=torch.bool))
+    half = Condition(torch.full((2, 3, 4), 0.5), torch.ones(2, 3, dtype=torch.bool))
+    ones = torch.ones(2, 8, 12)
+    guided = guided_prediction(model, ones, torch.tensor([0]), constant, half, DiffusionParams(cfg_coef=3.0,
+                                                                                              cfg_rescale=0.0))
+    assert torch.equal(guided, torch.full((2, 8, 12), 5.0))
+
+
+def test_v_prediction_loss_is_the_masked_mse_of_the_velocity(ldm):
+    latents = torch.randn(2, 32, 25, generator=torch.Generator().manual_seed(0))
+    frames = torch.ones(2, 25, dtype=torch.bool)
+    frames[1, 15:] = False  # padding: not a target
+    attributes = [{"description": "a dog barks"}, {"description": "rain on a roof"}]
+    torch.manual_seed(5)
+    losses = ldm.compute_loss(latents, frames, attributes, torch.zeros(2, dtype=torch.bool))
+    # the same draws, in the loss's order: a timestep per sample, then the noise
+    torch.manual_seed(5)
+    t = torch.randint(0, 1000, (2,))
+    noise = torch.randn_like(latents)
+    a = make_scheduler("ddim").alphas_cumprod[t].view(2, 1, 1)
+    noisy = a.sqrt() * latents + (1 - a).sqrt() * noise
+    velocity = a.sqrt() * noise - (1 - a).sqrt() * latents
+    with torch.no_grad():
+        error = (ldm.dit(noisy, t, ldm.condition_tokens(attributes)) - velocity).pow(2)  # [B, D, T]
+    expected = (error[0].sum() + error[1, :, :15].sum()) / (32 * (25 + 15))
+    torch.testing.assert_close(losses["loss"].detach(), expected, rtol=1e-5, atol=1e-7)
+    assert torch.equal(losses["mse"], losses["loss"].detach())
+    assert not torch.isclose(expected, error.mean(), rtol=1e-3)  # the padded frames would have counted
+
+
+def test_latent_normalizer_fits_the_valid_frames():
+    from tokenlm.ldm.latents import LatentNormalizer
+
+    g = torch.Generator().manual_seed(0)
+    latents = torch.randn(3, 4, 10, generator=g) * torch.tensor([0.5, 2.0, 1.0, 3.0])[:, None] + torch.tensor(
+        [1.0, -2.0, 0.0, 5.0])[:, None]
+    mask = torch.ones(3, 10, dtype=torch.bool)
+    mask[0, 6:] = False
+    mask[2, 3:] = False
+    latents[~mask[:, None].expand_as(latents)] = 1e3  # padding values that must not count
+    normalizer = LatentNormalizer(4)
+    normalizer.fit(latents, mask)
+    valid = latents.transpose(1, 2)[mask].double().numpy()  # [N, D] valid frames
+    assert valid.shape == (6 + 10 + 3, 4) and (valid < 100).all()
+    np.testing.assert_allclose(normalizer.mean.numpy(), valid.mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(normalizer.std.numpy(), valid.std(axis=0, ddof=1), rtol=1e-6)
+    unit = normalizer.normalize(latents).transpose(1, 2)[mask].double().numpy()
+    np.testing.assert_allclose(unit.mean(axis=0), 0.0, atol=1e-6)
+    np.testing.assert_allclose(unit.std(axis=0, ddof=1), 1.0, rtol=1e-6)
+    torch.testing.assert_close(normalizer.denormalize(normalizer.normalize(latents)), latents)
+    normalizer.fit(torch.ones(1, 4, 5) * 7.0)  # a constant channel: its std is floored, not zero
+    assert torch.equal(normalizer.mean, torch.full((4,), 7.0)) and torch.equal(normalizer.std, torch.full((4,), 1e-5))
+    with pytest.raises(ValueError, match="at least 2 valid latent frames"):
+        normalizer.fit(latents, torch.zeros(3, 10, dtype=torch.bool))
+
+
+def test_ldm_sampling_defaults_are_saved_and_yield_to_the_caller(spm_model_path, tmp_path):
+    from tokenlm.ldm.diffusion import DiffusionParams
+
+    backend = make_ldm(spm_model_path)
+    backend.sampling_defaults = backend.check_sampling_defaults({"steps": 4, "scheduler": "dpmpp"})
+    assert backend.make_sampling({}) == DiffusionParams(steps=4, scheduler="dpmpp")
+    assert backend.make_sampling({"steps": 2}) == DiffusionParams(steps=2, scheduler="dpmpp")
+    backend.save_pretrained(tmp_path / "model")
+    model = TextToAudio.from_pretrained(tmp_path / "model")
+    assert model.backend.sampling_defaults == {"steps": 4, "scheduler": "dpmpp"}
+    by_default = model.generate("a dog", 0.5, seed=0).wav
+    assert torch.equal(by_default, model.generate("a dog", 0.5, seed=0, steps=4, scheduler="dpmpp").wav)
+    assert not torch.equal(by_default, model.generate("a dog", 0.5, seed=0, steps=4, scheduler="ddim").wav)
+    with pytest.raises(ValueError, match=r"unknown sampling default\(s\) \['top_k'\]"):
+        backend.check_sampling_defaults({"top_k": 5})

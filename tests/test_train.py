@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -66,7 +65,15 @@ def test_large_presets_train_two_steps_with_tiny_overrides(preset, tmp_path, tin
     assert len(train_losses(tmp_path / "run")) == 2
     model = TextToAudio.from_pretrained(out)
     assert model.attributes == ["description"]
-    assert model.generate("a steady tone at 300 hz", 0.3, seed=0).wav.shape == (1, 1, 4800)
+    audio = model.generate("a steady tone at 300 hz", 0.3, seed=0, return_codes=True)
+    assert audio.wav.shape == (1, 1, 4800)
+    torch.testing.assert_close(audio.wav, model.backend.decode(audio.codes)[..., :4800])
+    # the presets' T5 is a frozen encoder: the exported model holds it exactly as it was given
+    from transformers import T5EncoderModel
+
+    frozen = model.backend.conditioning.conditioners["description"].encoder.state_dict()
+    given = T5EncoderModel.from_pretrained(tiny_t5_dir).state_dict()
+    assert frozen.keys() == given.keys() and all(torch.equal(frozen[name], given[name]) for name in given)
 
 
 def test_demo_training_loss_falls_and_export_generates(tmp_path, tiny_manifest):
@@ -93,12 +100,16 @@ def test_rr_on_and_off_both_train(tmp_path, tiny_manifest):
     run(off)
     with_rr = [m for m in metrics(tmp_path / "on") if m.get("cfg") == 1.0]
     assert with_rr and all("rr" in m and m["loss"] > m["ce"] for m in with_rr)
+    assert all(m["loss"] == pytest.approx(m["ce"] + 3.0 * m["rr"], abs=1e-5) for m in with_rr)
+    # RR is a loss of condition-dropped batches only: the others train on the cross-entropy alone
+    without_rr = [m for m in metrics(tmp_path / "on") if m.get("cfg") == 0.0]
+    assert without_rr and all("rr" not in m and m["loss"] == m["ce"] for m in without_rr)
     assert not any("rr" in m for m in metrics(tmp_path / "off"))
     assert all(torch.isfinite(torch.tensor(m["loss"])) for m in metrics(tmp_path / "off") if "loss" in m)
 
 
-def _train_process(args: list[str], nproc: int = 1) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+def _train_process(args: list[str], nproc: int = 1, env: dict[str, str] | None = None) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", **(env or {})}
     if nproc > 1:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
                "-m", "tokenlm.train", *args]
@@ -123,29 +134,37 @@ def _finish(process: subprocess.Popen, timeout: float = 300) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM])
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM], ids=lambda how: how.name)
 def test_resume_after_a_kill_is_exact(tmp_path, tiny_manifest, how):
+    from safetensors.torch import load_file
+
+    from tokenlm.train.trainer import SIGNAL_AFTER_STEP_ENV
+
     steps = 16
     common = ["checkpoint.every=4", "solver.cfg_dropout=0.3"]
     _finish(_train_process(tiny_overrides(tmp_path / "straight", tiny_manifest, steps, *common)))
     reference = train_losses(tmp_path / "straight")
 
     interrupted = tiny_overrides(tmp_path / "cut", tiny_manifest, steps, *common)
-    process = _train_process(interrupted)
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        if (tmp_path / "cut" / "metrics.jsonl").is_file() and len(train_losses(tmp_path / "cut")) >= 9:
-            break
-        time.sleep(0.05)
-    process.send_signal(how)
-    process.communicate(timeout=120)
-    done = len(train_losses(tmp_path / "cut"))
-    assert done < steps, "the run finished before it could be interrupted"
+    # the run signals itself once step 9 is logged: the same stop on any machine, however fast
+    process = _train_process(interrupted, env={SIGNAL_AFTER_STEP_ENV: f"9:{how.name}"})
+    out, _ = process.communicate(timeout=300)
+    assert process.returncode == (-signal.SIGKILL if how == signal.SIGKILL else 0), out[-3000:]
+    assert sorted(train_losses(tmp_path / "cut")) == list(range(1, 10))
+    latest = (tmp_path / "cut" / "checkpoints" / "latest").read_text()
+    assert latest == ("step_00000008" if how == signal.SIGKILL else "step_00000009")  # SIGTERM checkpoints first
     _finish(_train_process(interrupted + ["resume=true"]))
     resumed = train_losses(tmp_path / "cut")
     assert sorted(resumed) == list(range(1, steps + 1))
     for step in range(1, steps + 1):
         assert resumed[step] == pytest.approx(reference[step], abs=1e-6), step
+    # the averaged weights carry on from the checkpoint, and the export holds them
+    final = f"checkpoints/step_{steps:08d}/ema.safetensors"
+    ema, resumed_ema = load_file(str(tmp_path / "straight" / final)), load_file(str(tmp_path / "cut" / final))
+    exported = load_file(str(tmp_path / "cut" / "export" / "model.safetensors"))
+    for name, value in ema.items():
+        torch.testing.assert_close(resumed_ema[name], value, rtol=0, atol=1e-6, msg=name)
+        assert torch.equal(exported[name], resumed_ema[name].to(exported[name].dtype)), name
 
 
 @pytest.mark.slow
@@ -211,7 +230,7 @@ def test_rr_sends_no_gradient_into_a_frozen_text_encoder(tiny_t5_dir):
 def test_demo_recipe_generates_its_synthetic_data_and_trains(tmp_path):
     out = run(["recipe=tiny_lm", f"run_dir={tmp_path / 'run'}", f"data.synth.out={tmp_path / 'synth'}",
                "data.synth.n=40", "solver.steps=12", "solver.batch_size=4", "checkpoint.every=0",
-               "log.tensorboard=false", "conditioners.0.vocab_size=48"])
+               "log.tensorboard=false", "conditioners.0.vocab_size=48", "device=cpu"])
     assert (tmp_path / "synth" / "train.jsonl").is_file() and list((tmp_path / "synth" / "audio").rglob("*.wav"))
     ce = [m["ce"] for m in metrics(tmp_path / "run") if "ce" in m]
     assert len(ce) == 12 and sum(ce[-4:]) / 4 < sum(ce[:4]) / 4

@@ -8,6 +8,7 @@ A folder is built under a temporary name and renamed into place, so a kill never
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -100,3 +101,18 @@ def load_checkpoint(folder: Path, module: nn.Module) -> tuple[dict[str, torch.Te
     except Exception as error:  # weights_only refuses anything but tensors and plain containers
         raise CheckpointError(f"cannot read {str(folder / 'training_state.pt')!r}: {error}") from error
     return ema_state, training_state
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The records of a run's ``metrics.jsonl``. A torn last line (the process was killed mid-write) is dropped;
+    a malformed line before the last is an error, since it means the file was damaged otherwise."""
+    lines = [line for line in Path(path).read_text().splitlines() if line.strip()]
+    records = []
+    for index, line in enumerate(lines):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as error:
+            if index == len(lines) - 1:
+                break
+            raise ValueError(f"{str(path)!r} line {index + 1} is not JSON: {error}") from error
+    return records

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import signal
 import time
 from contextlib import nullcontext
@@ -22,9 +23,20 @@ from tokenlm.lm.objective import LMObjective, lm_loss
 from tokenlm.train import distributed as D
 from tokenlm.train.data import TrainData
 from tokenlm.train.optim import EMA, build_optimizer, build_scheduler
-from tokenlm.train.state import capture_rng, latest_checkpoint, load_checkpoint, restore_rng, save_checkpoint
+from tokenlm.train.state import (
+    capture_rng,
+    latest_checkpoint,
+    load_checkpoint,
+    read_metrics,
+    restore_rng,
+    save_checkpoint,
+)
 
 log = logging.getLogger(__name__)
+
+#: test hook: ``"STEP:SIGNAL"`` (e.g. ``"9:SIGKILL"``) makes a single-process run send itself SIGNAL once step STEP
+#: is logged, so tests interrupt training at an exact step on any machine instead of racing a timer
+SIGNAL_AFTER_STEP_ENV = "TOKENLM_SIGNAL_AFTER_STEP"
 
 
 class LMTrainModule(nn.Module):
@@ -145,8 +157,10 @@ class Trainer:
         path = self.run_dir / "metrics.jsonl"
         if not self.info.is_main or not path.is_file():
             return
-        kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
-        path.write_text("".join(line + "\n" for line in kept))
+        # a run killed mid-write may have left a torn last line: read_metrics drops it, and rewriting the kept
+        # records leaves a file that ends with a newline again
+        kept = [record for record in read_metrics(path) if record["step"] <= step]
+        path.write_text("".join(json.dumps(record) + "\n" for record in kept))
 
     # ----------------------------------------------------------------- one step
     def _dropped(self, batch_size: int) -> DropoutDraw:
@@ -189,13 +203,14 @@ class Trainer:
             return self._skip_step()
         self.nonfinite_in_a_row = 0
         grad_norm = torch.nn.utils.clip_grad_norm_(self.module.parameters(), float(solver["grad_clip"]))
+        lr = self.scheduler.get_last_lr()[0]  # the learning rate this step applies
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.ema.update(self.module)
         metrics = {name: float(D.all_reduce_mean(value.to(self.device), self.info)) for name, value in totals.items()}
         metrics["grad_norm"] = float(grad_norm)
-        metrics["lr"] = self.scheduler.get_last_lr()[0]
+        metrics["lr"] = lr
         if audio_seconds:  # throughput of this process, in seconds of training audio per second
             metrics["audio_seconds_per_s"] = audio_seconds / (time.perf_counter() - start)
         return metrics
@@ -218,6 +233,7 @@ class Trainer:
         """Train to ``solver.steps``, checkpointing every ``checkpoint.every`` steps and on SIGTERM."""
         previous = signal.signal(signal.SIGTERM, self._on_sigterm) if _main_thread() else None
         every = int(self.cfg["checkpoint"]["every"])
+        signal_after = _signal_after_step()
         bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.info.is_main, desc="training")
         metrics: dict[str, float] = {}
         try:
@@ -232,6 +248,8 @@ class Trainer:
                 bar.update(1)
                 bar.set_postfix(loss=f"{metrics.get('loss', math.nan):.3f}")
                 self._periodic(metrics)
+                if signal_after is not None and self.step == signal_after[0]:
+                    os.kill(os.getpid(), signal_after[1])  # SIGTERM: handled below; SIGKILL: the process ends here
                 stop = torch.tensor(float(self.stop_requested))
                 if bool(D.all_reduce_max(stop, self.info)):
                     self.save()
@@ -338,6 +356,18 @@ def condition_dropout(cfg: dict[str, Any]) -> ConditionDropout:
         entry["attribute"]: float(entry["dropout"]) for entry in cfg.get("conditioners") or [] if entry.get("dropout")
     }
     return ConditionDropout(float(solver["cfg_dropout"]), bool(solver.get("per_sample_cfg")), per_attribute)
+
+
+def _signal_after_step() -> tuple[int, signal.Signals] | None:
+    """The ``TOKENLM_SIGNAL_AFTER_STEP`` test hook as (step, signal), or None when unset."""
+    value = os.environ.get(SIGNAL_AFTER_STEP_ENV, "").strip()
+    if not value:
+        return None
+    step, _, name = value.partition(":")
+    try:
+        return int(step), signal.Signals[name or "SIGTERM"]
+    except (KeyError, ValueError) as error:
+        raise ValueError(f"{SIGNAL_AFTER_STEP_ENV} must be STEP:SIGNAL (e.g. 9:SIGKILL), got {value!r}") from error
 
 
 def _main_thread() -> bool:
