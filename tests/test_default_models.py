@@ -1,4 +1,4 @@
-"""The shipped default token LM follows its prompts (several seeds; the majority must be right)."""
+"""The shipped default LM and LDM follow their prompts (several seeds; the majority must be right)."""
 
 from __future__ import annotations
 
@@ -52,4 +52,39 @@ def test_a_noise_band_prompt_gives_that_band(default_lm):
     assert majority([b == "low" for b in found]), found
 
 
-# Tempo is not asserted: the shipped LM does not follow tempo prompts yet (README, "Default models").
+def test_a_tempo_prompt_gives_that_tempo(default_lm):
+    found = [a.tempo_bpm for a in detections(default_lm, "a woodblock ticking at 150 BPM")]
+    assert majority([t is not None and abs(t / 150.0 - 1.0) <= 0.04 for t in found]), found
+
+
+def test_a_pitch_in_words_the_templates_never_used(default_lm):
+    found = [a.f0_hz for a in detections(default_lm, "a pure tone of 440 Hz, held")]
+    assert majority([f is not None and abs(1200 * math.log2(f / 440.0)) < 50 for f in found]), found
+
+
+def test_the_default_lm_samples_with_its_own_defaults(default_lm):
+    assert default_lm.backend.sampling_defaults == {"top_k": 20, "temperature": 0.8}
+    assert default_lm.backend.conditioning.conditioners["description"].number_features is not None
+
+
+# ------------------------------------------------------------------------------------ the default LDM
+@pytest.fixture(scope="module")
+def default_ldm() -> TextToAudio:
+    return TextToAudio.from_pretrained("default-ldm")
+
+
+def test_the_default_ldm_is_the_shipped_dit_on_the_shipped_codec(default_ldm):
+    backend = default_ldm.backend
+    assert backend.name == "ldm" and default_ldm.sample_rate == 16000 and backend.max_duration == 4.0
+    assert backend.sampling_defaults == {"steps": 25, "scheduler": "dpmpp"}
+    assert default_ldm.attributes == ["description"]
+
+
+def test_the_default_ldm_puts_880_hz_within_50_cents(default_ldm):
+    found = [a.f0_hz for a in detections(default_ldm, "a high sine tone at 880 Hz")]
+    assert majority([f is not None and abs(1200 * math.log2(f / 880.0)) < 50 for f in found]), found
+
+
+def test_the_default_ldm_gives_a_low_rumble(default_ldm):
+    found = [a.noise_band for a in detections(default_ldm, "a low rumble")]
+    assert majority([b == "low" for b in found]), found
