@@ -121,7 +121,7 @@ def test_cli_generate_keeps_the_model_level(tmp_path, capsys):
     files = [read_audio(tmp_path / f"pair_{i}.wav")[0] for i in (0, 1)]
     levels = [loudness_lufs(wav, rate) for wav in files]
     expected = [loudness_lufs(wav, rate) for wav in pair]
-    assert expected[1] - expected[0] > 10  # the model made them far apart ...
+    assert expected[1] - expected[0] > 6  # the model made them far apart ...
     assert levels == pytest.approx(expected, abs=0.1)  # ... and the files keep them so
     assert all(torch.allclose(file, wav, atol=1 / 32768) for file, wav in zip(files, pair, strict=True))
 
