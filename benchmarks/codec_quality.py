@@ -4,6 +4,7 @@ waveform, a plucked inharmonic tone), written out to listen to.
 
     .venv/bin/python benchmarks/codec_quality.py --codec runs/demo_codec/export
     .venv/bin/python benchmarks/codec_quality.py --codec runs/demo_codec --limit 100 --out codec_report  # newest ckpt
+    .venv/bin/python benchmarks/codec_quality.py --quick   # the shipped codec on 2 fresh synthetic clips (seconds)
 
 Prints Markdown tables (the ones in docs/codec.md) and writes ``report.json`` and the WAVs under ``--out``.
 """
@@ -23,8 +24,8 @@ import torch
 
 from tokenlm.audio import read_audio, write_audio
 from tokenlm.codec_cli import _load_codec
-from tokenlm.codecs.training.evaluate import _at_rate, evaluate_codec, format_report, round_trip
 from tokenlm.codecs.training.losses import mel_distance, si_snr
+from tokenlm.eval.codec import _at_rate, evaluate_codec, format_report, round_trip
 
 
 def cpu_name() -> str:
@@ -110,17 +111,42 @@ def format_outside(rows: list[dict], bandwidths: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--codec", required=True, help="an EnCodec folder, or a codec run (its newest checkpoint)")
+    parser.add_argument("--codec", help="an EnCodec folder, or a codec run (its newest checkpoint); "
+                        "required unless --quick")
     parser.add_argument("--manifest", default="data/synth_sfx16k/test_heldout.jsonl",
                         help="held-out captioned clips (made by `tokenlm train recipe=demo_codec`)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N clips")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="codec_report", help="folder for report.json and the WAVs")
+    parser.add_argument("--quick", action="store_true", help="smoke run: the shipped codec (unless --codec) on 2 "
+                        "clips of a small synthetic set written to a temporary folder, report there too")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.quick:
+        with tempfile.TemporaryDirectory() as folder:
+            run(args, quick_inputs(args, Path(folder)))
+        return
+    if args.codec is None:
+        parser.error("--codec is required (or --quick)")
+    run(args, args.manifest)
+
+
+def quick_inputs(args: argparse.Namespace, folder: Path) -> str:
+    """For ``--quick``: the shipped codec unless ``--codec``, a 12-clip synthetic set, 2 clips, output in ``folder``;
+    returns the held-out manifest."""
+    from tokenlm.common.assets import asset_path
+    from tokenlm.data.synth import generate_dataset
+
+    args.codec = args.codec or str(asset_path("codec_sfx16k"))
+    args.limit, args.out = 2, str(folder / "report")
+    return str(generate_dataset(folder / "synth", 12, 0, "sfx16k", duration=1.0)["test_heldout"])
+
+
+def run(args: argparse.Namespace, manifest: str) -> None:
+    """Score the codec on ``manifest`` and on the outside sounds; print the tables, write the report."""
     codec = _load_codec(args.codec)
     out = Path(args.out)
-    report = evaluate_codec(codec, args.manifest, limit=args.limit, out_dir=out / "heldout")
+    report = evaluate_codec(codec, manifest, limit=args.limit, out_dir=out / "heldout")
     report["outside"] = outside_sounds(codec, out)
     report["cpu"] = cpu_name()
     out.mkdir(parents=True, exist_ok=True)

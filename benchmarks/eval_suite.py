@@ -6,6 +6,7 @@ sets, alignment with shuffled-caption chance, and the Fréchet quality score. A 
 and clip synthesis is timed separately (it is not part of the suite).
 
     .venv/bin/python benchmarks/eval_suite.py --clips 500 --duration 5
+    .venv/bin/python benchmarks/eval_suite.py --quick      # 6 clips of 1 s, 2 shuffles: a smoke run (seconds)
 """
 
 from __future__ import annotations
@@ -39,7 +40,10 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--shuffles", type=int, default=10)
     parser.add_argument("--out", default=None, help="write the timings and ceilings as JSON here")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 6 clips of 1 s, 2 shuffles")
     args = parser.parse_args()
+    if args.quick:
+        args.clips, args.duration, args.shuffles = 6, 1.0, 2
 
     start = time.perf_counter()
     generated = make_set(args.clips, args.duration, seed=1)

@@ -12,27 +12,36 @@ Usage::
     .venv/bin/python benchmarks/generate.py --sizes small --repeats 5 --threads 1
     .venv/bin/python benchmarks/generate.py --profile        # also: where tokenlm's per-step time goes (small)
 
-See benchmarks/README.md for what every number means.
+The transformers side lives in ``musicgen_reference.py``, the timing and memory probes in ``probes.py``, the
+printed tables in ``reports.py``. See benchmarks/README.md for what every number means.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
-import os
-import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import musicgen_reference as reference
+import reports
 import torch
 import transformers
-from transformers import DynamicCache, EncoderDecoderCache, MusicgenForCausalLM
+from probes import (
+    Timing,
+    count_forwards,
+    proc_status_kb,
+    profile,
+    reset_peak_rss,
+    time_interleaved,
+    warn_if_busy,
+)
+from transformers import MusicgenForCausalLM
 
 from conditioners.base import Condition
 from tokenlm.lm.generate import generate_codes
@@ -50,9 +59,6 @@ WARMUP_STEPS = 8
 SPEED_TARGETS = {"tiny": 3.0, "small": 2.0}
 #: peak extra memory of a generation over weights + KV cache must stay below this
 MEMORY_TARGET = 1.5
-#: size of the tensor copied to measure memory bandwidth
-COPY_BYTES = 256 * 2**20
-MB = 1e6
 
 
 @dataclass(frozen=True)
@@ -71,17 +77,6 @@ SIZES = {
 }
 
 
-@dataclass
-class Timing:
-    """Wall-clock seconds of the repeated generations of one side."""
-
-    seconds: list[float]
-
-    def steps_per_s(self, steps: int, best: bool = True) -> float:
-        """Steps per second of the fastest run (``best``) or of the median run."""
-        return steps / (min(self.seconds) if best else statistics.median(self.seconds))
-
-
 # ---------------------------------------------------------------------------------------------- models
 
 
@@ -93,19 +88,6 @@ def build_hf(size: Size, seed: int = 0) -> MusicgenForCausalLM:
 def lm_from_hf(hf: MusicgenForCausalLM) -> LMModel:
     """tokenlm's LM with the weights of ``hf`` (eval mode)."""
     return reference.lm_from_hf(hf).eval()
-
-
-@torch.no_grad()
-def check_same_logits(lm: LMModel, hf: MusicgenForCausalLM, embeds: torch.Tensor) -> None:
-    """Raise when the two models disagree on the logits of a random 12-step sequence (a bad weight copy)."""
-    sequence = torch.randint(0, CARDINALITY + 1, (1, NUM_CODEBOOKS, 12))  # the special token included
-    mask = torch.ones(embeds.shape[:2], dtype=torch.bool)
-    ours = lm(sequence, lm.cross_context(embeds, mask))  # [1, K, T, card]
-    theirs = hf(input_ids=sequence.flatten(0, 1), encoder_hidden_states=embeds, use_cache=False).logits
-    theirs = theirs.view_as(ours)  # [B * K, T, card] -> [B, K, T, card]
-    if not torch.allclose(ours, theirs, atol=1e-4, rtol=1e-4):
-        error = (ours - theirs).abs().max().item()
-        raise RuntimeError(f"tokenlm and transformers logits differ by up to {error:.2e}: the weight copy is wrong")
 
 
 def conditions(dim: int, seed: int = 0) -> tuple[Condition, Condition]:
@@ -126,60 +108,8 @@ def tokenlm_generate(lm: LMModel, cond: Condition, null: Condition, steps: int) 
 
 
 def hf_generate(hf: MusicgenForCausalLM, cond: Condition, steps: int) -> torch.Tensor:
-    """``steps`` decoder steps of transformers' MusicGen decoder with CFG -> codes ``[1, K, steps - 3]``.
-
-    ``MusicgenForCausalLM.generate`` doubles the decoder batch itself when ``guidance_scale > 1``; the caller
-    supplies the doubled encoder states, conditional rows first, the null rows (zeros, masked out) second, just as
-    ``MusicgenForConditionalGeneration`` builds them. What this transformers version needs spelled out:
-
-    - an ``EncoderDecoderCache``: with the default ``DynamicCache`` the cross-attention keys are appended to the
-      self-attention cache and the first forward fails on mismatched shapes;
-    - ``decoder_start_token_id`` and ``num_return_sequences``, which the decoder-only path leaves unset;
-    - an all-ones ``attention_mask``: the start token equals the pad token, so an inferred mask would hide it
-      (and cost a masked attention kernel every step).
-    """
-    start = torch.full((NUM_CODEBOOKS, 1), CARDINALITY, dtype=torch.long)  # [B * K, 1], the start token
-    cache = EncoderDecoderCache(DynamicCache(config=hf.config), DynamicCache(config=hf.config))
-    return hf.generate(
-        start,
-        attention_mask=torch.ones_like(start),
-        encoder_hidden_states=torch.cat([cond.embeds, torch.zeros_like(cond.embeds)]),
-        encoder_attention_mask=torch.cat([cond.mask, torch.zeros_like(cond.mask)]).long(),
-        past_key_values=cache,
-        do_sample=True,
-        top_k=TOP_K,
-        temperature=1.0,
-        guidance_scale=CFG_COEF,
-        max_new_tokens=steps,
-        decoder_start_token_id=CARDINALITY,
-        num_return_sequences=1,
-    )
-
-
-def count_forwards(module: torch.nn.Module, run: Callable[[], torch.Tensor]) -> int:
-    """How many decoder steps ``module`` runs during ``run()``: forward calls, plus tokenlm's single-step
-    ``decode_step`` calls (the lean path it takes after the prefill)."""
-    calls = 0
-
-    def hook(*_: object) -> None:
-        nonlocal calls
-        calls += 1
-
-    handle = module.register_forward_pre_hook(hook)
-    step = getattr(module, "decode_step", None)
-    if step is not None:
-        def counted_step(*args: object, **kwargs: object) -> torch.Tensor:
-            hook()
-            return step(*args, **kwargs)
-
-        module.decode_step = counted_step  # instance attribute shadows the method for this run only
-    try:
-        run()
-    finally:
-        handle.remove()
-        if step is not None:
-            del module.decode_step
-    return calls
+    """``steps`` decoder steps of transformers' MusicGen decoder, with the same sampling settings."""
+    return reference.hf_generate(hf, cond.embeds, cond.mask, steps, top_k=TOP_K, cfg_coef=CFG_COEF)
 
 
 def check_output(name: str, codes: torch.Tensor, steps: int) -> None:
@@ -197,17 +127,23 @@ def warm_up(runners: dict[str, tuple[torch.nn.Module, Callable[[int], torch.Tens
             raise RuntimeError(f"{name} made {calls} decoder calls for {WARMUP_STEPS} steps")
 
 
-def time_interleaved(runs: dict[str, Callable[[], torch.Tensor]], steps: int, repeats: int) -> dict[str, Timing]:
-    """Time ``repeats`` runs of each side, alternating sides so slow phases of a busy machine hit both."""
-    timings = {name: Timing([]) for name in runs}
-    for _ in range(repeats):
-        for name, run in runs.items():
-            gc.collect()
-            start = time.perf_counter()
-            codes = run()
-            timings[name].seconds.append(time.perf_counter() - start)
-            check_output(name, codes, steps)
-    return timings
+def bench_size(name: str, steps: int, repeats: int) -> tuple[dict[str, Timing], LMModel, Condition, Condition]:
+    """Build both models of size ``name``, warm them up, and time ``repeats`` generations of each."""
+    hf = build_hf(SIZES[name])
+    lm = lm_from_hf(hf)
+    cond, null = conditions(lm.config.dim)
+    reference.check_same_logits(lm, hf, cond.embeds)
+    warm_up(
+        {
+            "tokenlm": (lm, lambda n: tokenlm_generate(lm, cond, null, n)),
+            "transformers": (hf.model.decoder, lambda n: hf_generate(hf, cond, n)),
+        }
+    )
+    runs = {
+        "tokenlm": lambda: tokenlm_generate(lm, cond, null, steps),
+        "transformers": lambda: hf_generate(hf, cond, steps),
+    }
+    return time_interleaved(runs, repeats, lambda side, codes: check_output(side, codes, steps)), lm, cond, null
 
 
 # ---------------------------------------------------------------------------------------------- floors
@@ -236,40 +172,7 @@ def weight_bytes(lm: LMModel) -> int:
     return sum(p.numel() * p.element_size() for p in lm.parameters())
 
 
-def copy_bandwidth(repeats: int = 7) -> float:
-    """Best ``dst.copy_(src)`` bandwidth in bytes/s over ``repeats`` copies of 256 MB float32.
-
-    Counted the STREAM "Copy" way: bytes read plus bytes written (2 x 256 MB per copy).
-    """
-    src = torch.ones(COPY_BYTES // 4)
-    dst = torch.zeros_like(src)  # both written once, so every page is mapped before timing
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        dst.copy_(src)
-        best = min(best, time.perf_counter() - start)
-    return 2 * COPY_BYTES / best
-
-
 # ---------------------------------------------------------------------------------------------- memory
-
-
-def _proc_status_kb(field: str) -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"/proc/self/status has no {field}")
-
-
-def _reset_peak_rss() -> bool:
-    """Reset VmHWM to the current VmRSS (Linux >= 4.0); False where that is not allowed."""
-    try:
-        with open("/proc/self/clear_refs", "w") as clear_refs:
-            clear_refs.write("5")
-    except OSError:
-        return False
-    return True
 
 
 def memory_probe(steps: int) -> dict[str, float | bool]:
@@ -285,14 +188,14 @@ def memory_probe(steps: int) -> dict[str, float | bool]:
     del tiny
     gc.collect()
     size = SIZES["small"]
-    baseline_kb = _proc_status_kb("VmRSS")
-    reset = _reset_peak_rss()
+    baseline_kb = proc_status_kb("VmRSS")
+    reset = reset_peak_rss()
     torch.manual_seed(0)
     lm = LMModel(LMConfig(dim=size.dim, num_layers=size.layers, num_heads=size.heads, ffn_dim=size.ffn)).eval()
     cond, null = conditions(size.dim)
-    built_kb = _proc_status_kb("VmRSS")
+    built_kb = proc_status_kb("VmRSS")
     check_output("tokenlm", tokenlm_generate(lm, cond, null, steps), steps)
-    peak_kb = _proc_status_kb("VmHWM")
+    peak_kb = proc_status_kb("VmHWM")
     return {
         "baseline": baseline_kb * 1024,
         "built": (built_kb - baseline_kb) * 1024,
@@ -313,122 +216,7 @@ def run_memory_probe(steps: int, threads: int) -> dict[str, float | bool]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-# ---------------------------------------------------------------------------------------------- profile
-
-
-def profile_tokenlm(lm: LMModel, cond: Condition, null: Condition, steps: int, rows: int = 20) -> None:
-    """Print the operators taking most of tokenlm's time in one generation (torch.profiler, CPU)."""
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        tokenlm_generate(lm, cond, null, steps)
-    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows))
-
-
-# ---------------------------------------------------------------------------------------------- report
-
-
-def bench_size(name: str, steps: int, repeats: int) -> tuple[dict[str, Timing], LMModel, Condition, Condition]:
-    """Build both models of size ``name``, warm them up, and time ``repeats`` generations of each."""
-    hf = build_hf(SIZES[name])
-    lm = lm_from_hf(hf)
-    cond, null = conditions(lm.config.dim)
-    check_same_logits(lm, hf, cond.embeds)
-    warm_up(
-        {
-            "tokenlm": (lm, lambda n: tokenlm_generate(lm, cond, null, n)),
-            "transformers": (hf.model.decoder, lambda n: hf_generate(hf, cond, n)),
-        }
-    )
-    runs = {
-        "tokenlm": lambda: tokenlm_generate(lm, cond, null, steps),
-        "transformers": lambda: hf_generate(hf, cond, steps),
-    }
-    return time_interleaved(runs, steps, repeats), lm, cond, null
-
-
-ROW = "{:<6} {:>9} {:>9}   {:>9} {:>9}   {:>7}   {}"
-
-
-def print_header() -> None:
-    """Column titles of the speed table."""
-    print(ROW.format("", "tokenlm", "", "transf.", "", "", ""))
-    print(ROW.format("size", "steps/s", "(median)", "steps/s", "(median)", "ratio", "target"))
-
-
-def print_speed(name: str, timings: dict[str, Timing], steps: int) -> float:
-    """One table row: best (and median) steps/s of both sides and their ratio; returns tokenlm's best steps/s."""
-    ours, theirs = timings["tokenlm"], timings["transformers"]
-    ratio = ours.steps_per_s(steps) / theirs.steps_per_s(steps)
-    target = SPEED_TARGETS[name]
-    verdict = "ok" if ratio >= target else "MISSED"
-    print(
-        ROW.format(
-            name,
-            f"{ours.steps_per_s(steps):.1f}",
-            f"({ours.steps_per_s(steps, best=False):.1f})",
-            f"{theirs.steps_per_s(steps):.1f}",
-            f"({theirs.steps_per_s(steps, best=False):.1f})",
-            f"{ratio:.2f}x",
-            f">= {target:g}x {verdict}",
-        )
-    )
-    return ours.steps_per_s(steps)
-
-
-def print_floor(lm: LMModel, steps_per_s: float, steps: int) -> None:
-    """Weight bytes read per step, copy bandwidth, and tokenlm's speed against the bandwidth floor."""
-    read = weight_bytes_per_step(lm)
-    bandwidth = copy_bandwidth()
-    floor_s = read / bandwidth
-    fraction = steps_per_s * floor_s  # tokenlm steps/s over floor steps/s
-    kv_read = kv_cache_bytes(lm, steps) / 2  # step t reads t of the cache's steps: half of it on average
-    print(f"  weights read per step     {read / MB:8.1f} MB (all but the embedding tables and cross-attn k/v)")
-    print(f"  copy bandwidth            {bandwidth / 1e9:8.2f} GB/s (best 256 MB copy, read + write)")
-    print(f"  bandwidth floor           {floor_s * 1e3:8.2f} ms/step = {1 / floor_s:.1f} steps/s")
-    print(f"  tokenlm                   {1e3 / steps_per_s:8.2f} ms/step = {fraction:.0%} of the floor's steps/s")
-    print(f"  (not in the floor: {kv_read / MB:.1f} MB of KV cache read per step on average)")
-    cache = last_level_cache_bytes()
-    if cache is not None and cache >= read:
-        print(
-            f"  (the {cache / 2**20:.0f} MiB last-level cache can hold the weights: the floor is a DRAM-bandwidth "
-            "figure, which a warm cache may beat)"
-        )
-
-
-def last_level_cache_bytes() -> int | None:
-    """Size of CPU 0's largest cache as Linux reports it (shared with other tenants on a VM), or None."""
-    sizes = []
-    for entry in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size"):
-        text = entry.read_text().strip()
-        units = {"K": 2**10, "M": 2**20, "G": 2**30}
-        sizes.append(int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text))
-    return max(sizes, default=None)
-
-
-def print_memory(memory: dict[str, float | bool]) -> None:
-    """Measured peak extra memory against weights + KV cache."""
-    expected = memory["weights"] + memory["kv_cache"]
-    ratio = memory["peak"] / expected
-    verdict = "ok" if ratio <= MEMORY_TARGET else "MISSED"
-    print(
-        f"  peak extra memory         {memory['peak'] / MB:8.1f} MB (RSS over a warmed-up baseline; "
-        f"{memory['built'] / MB:.1f} MB after building the model)"
-    )
-    print(
-        f"  weights + KV cache        {expected / MB:8.1f} MB ({memory['weights'] / MB:.1f} + "
-        f"{memory['kv_cache'] / MB:.1f})"
-    )
-    print(f"  ratio                     {ratio:8.2f}x   <= {MEMORY_TARGET}x {verdict}")
-    if not memory["peak_reset"]:
-        print("  (could not reset VmHWM: the peak may include the pre-baseline start-up and read high)")
-
-
-def warn_if_busy(when: str) -> None:
-    """Print a warning when other processes keep the CPUs busy (timings then mean little)."""
-    load, cores = os.getloadavg()[0], os.cpu_count() or 1
-    if load > 0.5:
-        print(f"WARNING: load average {load:.2f} on {cores} cores {when}: other work is running, timings are noisy")
+# ---------------------------------------------------------------------------------------------- main
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -465,15 +253,15 @@ def main(argv: list[str] | None = None) -> None:
         f"best of {args.repeats}; torch {torch.__version__}, transformers {transformers.__version__}"
     )
     warn_if_busy("before the run")
-    print_header()
+    reports.print_speed_header()
     for name in args.sizes:
         timings, lm, cond, null = bench_size(name, args.steps, args.repeats)
-        steps_per_s = print_speed(name, timings, args.steps)
+        steps_per_s = reports.print_speed(name, timings, args.steps, SPEED_TARGETS[name])
         if name == "small":
-            print_floor(lm, steps_per_s, args.steps)
-            print_memory(run_memory_probe(args.steps, args.threads))
+            reports.print_floor(weight_bytes_per_step(lm), kv_cache_bytes(lm, args.steps), steps_per_s)
+            reports.print_memory(run_memory_probe(args.steps, args.threads), MEMORY_TARGET)
             if args.profile:
-                profile_tokenlm(lm, cond, null, args.steps)
+                print(profile(functools.partial(tokenlm_generate, lm, cond, null, args.steps), rows=20))
 
 
 if __name__ == "__main__":

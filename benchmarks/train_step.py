@@ -20,25 +20,24 @@ Usage::
     .venv/bin/python benchmarks/train_step.py --rr            # also tokenlm's full lm_loss path, with / without RR
     .venv/bin/python benchmarks/train_step.py --profile       # also: where tokenlm's step time goes
 
-See benchmarks/README.md for what every number means.
+The transformers side lives in ``musicgen_reference.py``, the step timing in ``probes.py``, the printed tables in
+``reports.py``. See benchmarks/README.md for what every number means.
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
-import inspect
+import functools
 import os
-import statistics
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import musicgen_reference as reference
+import reports
 import torch
 import transformers
-from torch.profiler import record_function
+from probes import Side, StepTimes, profile, run_interleaved
 from transformers import MusicgenForCausalLM
 
 from conditioners.base import Condition, Conditioner
@@ -47,7 +46,7 @@ from tokenlm.lm.losses import codebook_cross_entropy
 from tokenlm.lm.model import LMModel
 from tokenlm.lm.objective import LMObjective, lm_loss
 from tokenlm.lm.patterns import build_pattern
-from tokenlm.train.optim import build_optimizer, parameter_groups
+from tokenlm.train.optim import build_optimizer
 
 NUM_CODEBOOKS = 4
 CARDINALITY = 2048
@@ -61,7 +60,6 @@ NUM_BATCHES = 2
 SPEED_TARGET = 1.2
 #: largest relative difference of the two sides' losses at the same step before it is flagged
 LOSS_TOLERANCE = 1e-3
-PHASES = ("forward", "backward", "optimizer")
 #: names of the ``--rr`` sides: tokenlm's full ``lm_loss`` on a CFG batch, with and without RR
 RR_ON, RR_OFF = "lm_loss CFG + RR", "lm_loss CFG, RR off"
 
@@ -92,76 +90,6 @@ class Batch:
     condition: Condition
 
 
-@dataclass
-class StepTimes:
-    """Per-step wall-clock seconds of one side: the whole step and its phases, plus the loss of each step."""
-
-    total: list[float]
-    phases: dict[str, list[float]]
-    losses: list[float]
-    cpu: list[float]  # CPU seconds of this process per step (all threads)
-
-    @classmethod
-    def empty(cls) -> StepTimes:
-        return cls([], {phase: [] for phase in PHASES}, [], [])
-
-    def median_ms(self, phase: str | None = None) -> float:
-        return 1e3 * statistics.median(self.total if phase is None else self.phases[phase])
-
-    def min_ms(self) -> float:
-        return 1e3 * min(self.total)
-
-    def cpu_ms(self) -> float:
-        return 1e3 * statistics.median(self.cpu)
-
-
-# ---------------------------------------------------------------------------------------------- models
-
-
-def build_hf(size: Size, seed: int = 0) -> MusicgenForCausalLM:
-    """The reference decoder of ``size`` (train mode)."""
-    return reference.build_hf(size.dim, size.layers, size.heads, size.ffn, NUM_CODEBOOKS, CARDINALITY, seed).train()
-
-
-def lm_from_hf(hf: MusicgenForCausalLM) -> LMModel:
-    """tokenlm's LM with the weights of ``hf`` (train mode)."""
-    return reference.lm_from_hf(hf).train()
-
-
-def hf_optimizer(hf: MusicgenForCausalLM, like: torch.optim.Optimizer) -> torch.optim.Optimizer:
-    """The optimiser ``like`` (tokenlm's, from ``build_optimizer``) rebuilt over ``hf``: same class, same settings.
-
-    ``parameter_groups`` spots tokenlm's ``embeddings`` by name; MusicGen's tables are ``embed_tokens.<k>.weight``,
-    so they are moved to the no-decay group by hand, as tokenlm's own tables are. Every constructor setting of
-    ``like`` (lr, betas, eps, foreach / fused...) is passed on, so a change to ``build_optimizer`` reaches both sides.
-    """
-    groups = parameter_groups(hf, like.param_groups[0]["weight_decay"])
-    decay, no_decay = groups
-    tables = {id(p) for p in hf.model.decoder.embed_tokens.parameters()}
-    no_decay["params"] += [p for p in decay["params"] if id(p) in tables]
-    decay["params"] = [p for p in decay["params"] if id(p) not in tables]
-    if len(like.param_groups) != len(groups):
-        raise RuntimeError(f"tokenlm's optimiser has {len(like.param_groups)} parameter groups, expected {len(groups)}")
-    for group, ours in zip(groups, like.param_groups, strict=True):
-        group["weight_decay"] = ours["weight_decay"]
-    accepted = inspect.signature(type(like).__init__).parameters
-    settings = {name: value for name, value in like.defaults.items() if name in accepted and name != "params"}
-    return type(like)(groups, **settings)
-
-
-def check_same_groups(ours: torch.optim.Optimizer, theirs: torch.optim.Optimizer) -> None:
-    """Raise unless both optimisers are of one class and update the same number of weights with the same settings."""
-
-    def summary(optimizer: torch.optim.Optimizer) -> list[tuple[int, dict[str, Any]]]:
-        return [
-            (sum(p.numel() for p in g["params"]), {k: v for k, v in g.items() if k != "params"})
-            for g in optimizer.param_groups
-        ]
-
-    if type(ours) is not type(theirs) or summary(ours) != summary(theirs):
-        raise RuntimeError(f"optimisers differ: tokenlm {summary(ours)} vs transformers {summary(theirs)}")
-
-
 # ---------------------------------------------------------------------------------------------- data
 
 
@@ -188,7 +116,7 @@ def delay_sequence(codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return sequence, valid
 
 
-# ---------------------------------------------------------------------------------------------- steps
+# ---------------------------------------------------------------------------------------------- forwards
 
 #: one side's forward pass on a batch -> the scalar loss
 Forward = Callable[[Batch], torch.Tensor]
@@ -208,22 +136,11 @@ def tokenlm_forward(lm: LMModel) -> Forward:
 
 
 def hf_forward(hf: MusicgenForCausalLM) -> Forward:
-    """MusicGen's own training loss: ``labels`` = the delay-pattern sequence after its start step, ``[B, S - 1, K]``.
-
-    MusicGen shifts the labels right behind a start token (= the special token, so its inputs are tokenlm's
-    ``sequence[..., :-1]``) and ignores labels equal to the special token (= tokenlm's invalid positions).
-    """
+    """MusicGen's own training loss on the same delay-pattern sequence (see ``reference.hf_loss``)."""
 
     def forward(batch: Batch) -> torch.Tensor:
         sequence, _ = delay_sequence(batch.codes)
-        labels = sequence[..., 1:].transpose(1, 2)  # [B, S - 1, K]
-        output = hf(
-            labels=labels,
-            encoder_hidden_states=batch.condition.embeds,
-            encoder_attention_mask=batch.condition.mask.long(),
-            use_cache=False,
-        )
-        return output.loss
+        return reference.hf_loss(hf, sequence, batch.condition.embeds, batch.condition.mask)
 
     return forward
 
@@ -281,75 +198,7 @@ def lm_loss_forward(lm: LMModel, objective: LMObjective) -> Forward:
     return forward
 
 
-@dataclass
-class Side:
-    """One benchmarked training setup: a model, its optimiser, its forward, and the times measured so far."""
-
-    name: str
-    model: torch.nn.Module
-    optimizer: torch.optim.Optimizer
-    forward: Forward
-    times: StepTimes
-
-    def step(self, batch: Batch, record: bool) -> float:
-        """One training step; returns the loss. ``record`` appends the step's times to :attr:`times`."""
-        cpu_start, start = time.process_time(), time.perf_counter()
-        with record_function("train_step.forward"):
-            loss = self.forward(batch)
-        forward_end = time.perf_counter()
-        with record_function("train_step.backward"):
-            loss.backward()
-        backward_end = time.perf_counter()
-        with record_function("train_step.optimizer"):
-            self.optimizer.step()
-            self.optimizer.zero_grad(set_to_none=True)
-        end, cpu_end = time.perf_counter(), time.process_time()
-        value = float(loss.detach())
-        if not torch.isfinite(torch.tensor(value)):
-            raise RuntimeError(f"{self.name}: non-finite loss {value}")
-        if record:
-            self.times.total.append(end - start)
-            phases = (forward_end - start, backward_end - forward_end, end - backward_end)
-            for phase, seconds in zip(PHASES, phases, strict=True):
-                self.times.phases[phase].append(seconds)
-            self.times.losses.append(value)
-            self.times.cpu.append(cpu_end - cpu_start)
-        return value
-
-
 # ---------------------------------------------------------------------------------------------- checks
-
-
-def check_same_gradients(lm: LMModel, hf: MusicgenForCausalLM, batch: Batch) -> float:
-    """Raise unless one forward/backward of each side gives the same loss and gradients; returns the loss."""
-    ours = tokenlm_forward(lm)(batch)
-    theirs = hf_forward(hf)(batch)
-    ours.backward()
-    theirs.backward()
-    if not torch.allclose(ours, theirs, rtol=1e-5, atol=1e-6):
-        raise RuntimeError(f"losses differ: tokenlm {ours.item():.6f}, transformers {theirs.item():.6f}")
-    decoder, last = hf.model.decoder, len(lm.blocks) - 1
-    pairs = {
-        "embeddings": (lm.embeddings.grad, torch.stack([e.weight.grad for e in decoder.embed_tokens])),
-        "heads": (lm.heads.grad, torch.stack([h.weight.grad for h in hf.lm_heads])),
-        "blocks.0.self_attn.qkv": (
-            lm.blocks[0].self_attn.qkv.weight.grad,
-            torch.cat([getattr(decoder.layers[0].self_attn, p).weight.grad for p in ("q_proj", "k_proj", "v_proj")]),
-        ),
-        "blocks.0.cross_attn.kv": (
-            lm.blocks[0].cross_attn.kv.weight.grad,
-            torch.cat([getattr(decoder.layers[0].encoder_attn, p).weight.grad for p in ("k_proj", "v_proj")]),
-        ),
-        f"blocks.{last}.fc1": (lm.blocks[last].fc1.weight.grad, decoder.layers[last].fc1.weight.grad),
-    }
-    for name, (a, b) in pairs.items():
-        scale = b.abs().max().item()
-        if a is None or not torch.allclose(a, b, rtol=1e-3, atol=1e-3 * scale):
-            error = float("nan") if a is None else (a - b).abs().max().item()
-            raise RuntimeError(f"gradients of {name} differ by up to {error:.2e} (scale {scale:.2e})")
-    lm.zero_grad(set_to_none=True)
-    hf.zero_grad(set_to_none=True)
-    return ours.item()
 
 
 def check_training_setup(name: str, model: torch.nn.Module) -> None:
@@ -366,90 +215,7 @@ def check_training_setup(name: str, model: torch.nn.Module) -> None:
         raise RuntimeError(f"{name} is not set up like the other side: {'; '.join(problems[:5])}")
 
 
-def loss_drift(a: StepTimes, b: StepTimes) -> float:
-    """Largest relative difference of two sides' losses at the same step."""
-    return max(abs(x - y) / max(abs(y), 1e-12) for x, y in zip(a.losses, b.losses, strict=True))
-
-
-# ---------------------------------------------------------------------------------------------- timing
-
-
-def run_interleaved(sides: list[Side], batches: list[Batch], warmup: int, steps: int) -> None:
-    """``warmup`` untimed then ``steps`` timed steps of every side, alternating sides step by step.
-
-    Every side sees the same batches in the same order. The order of the sides is reversed every round, so neither
-    always runs right after the other, and slow phases of a busy machine hit every side alike.
-    """
-    for index in range(warmup + steps):
-        batch = batches[index % len(batches)]
-        order = sides if index % 2 == 0 else sides[::-1]
-        for side in order:
-            gc.collect()
-            side.step(batch, record=index >= warmup)
-
-
-def profile_side(side: Side, batches: list[Batch], steps: int, rows: int) -> None:
-    """Print the operators taking most of ``side``'s training-step time over ``steps`` steps (torch.profiler)."""
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        for index in range(steps):
-            side.step(batches[index % len(batches)], record=False)
-    print(f"\n{side.name}: top operators over {steps} steps (self CPU time)")
-    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows))
-
-
-# ---------------------------------------------------------------------------------------------- report
-
-
-def print_report(sides: list[Side], steps: int, smoke: bool) -> None:
-    """Per-side step times, the headline ratio, and the check that both sides kept doing the same arithmetic."""
-    columns = " ".join(f"{phase + ' ms':>13}" for phase in PHASES)
-    print(f"\n{'side':<20} {'median ms':>10} {'min ms':>9} {'max ms':>9} {columns} {'CPU ms':>9}")
-    for side in sides:
-        t = side.times
-        phases = " ".join(f"{t.median_ms(p):13.1f}" for p in PHASES)
-        spread = f"{t.median_ms():10.1f} {t.min_ms():9.1f} {1e3 * max(t.total):9.1f}"
-        print(f"{side.name:<20} {spread} {phases} {t.cpu_ms():9.1f}")
-    ours, theirs = sides[0].times, sides[1].times
-    ratio = theirs.median_ms() / ours.median_ms()
-    paired = statistics.median(t / o for t, o in zip(theirs.total, ours.total, strict=True))
-    verdict = "ok" if ratio >= SPEED_TARGET else "MISSED"
-    if smoke:
-        verdict = "(the target is for the small size; --quick only checks that the benchmark runs)"
-    print(
-        f"\nratio transformers / tokenlm: {ratio:.2f}x (median ms / median ms)   target >= {SPEED_TARGET}x {verdict}\n"
-        f"  (median of per-round ratios {paired:.2f}x; fastest / fastest step {theirs.min_ms() / ours.min_ms():.2f}x; "
-        f"CPU ms / CPU ms {theirs.cpu_ms() / ours.cpu_ms():.2f}x)"
-    )
-    drift = loss_drift(ours, theirs)
-    flag = "ok" if drift <= LOSS_TOLERANCE else "DIVERGED: the two sides no longer do the same arithmetic"
-    print(
-        f"same arithmetic: losses of the {steps} timed steps differ by up to {drift:.1e} (relative) {flag}; "
-        f"loss {ours.losses[0]:.4f} -> {ours.losses[-1]:.4f}"
-    )
-    named = {side.name: side.times for side in sides}
-    if RR_ON in named and RR_OFF in named:
-        with_rr, without = named[RR_ON].median_ms(), named[RR_OFF].median_ms()
-        paired = statistics.median(a - b for a, b in zip(named[RR_ON].total, named[RR_OFF].total, strict=True))
-        print(
-            f"RR overhead on a CFG batch: {with_rr - without:+.1f} ms/step ({(with_rr / without - 1) * 100:+.1f}%; "
-            f"median of per-round differences {1e3 * paired:+.1f} ms)"
-        )
-
-
-def print_load(before: float, after: float, utilisation: float, threads: int) -> None:
-    """How busy the machine was: other work running makes every number above noisy."""
-    cpus = len(os.sched_getaffinity(0))
-    print(
-        f"machine: 1-min load average {before:.2f} before, {after:.2f} after (this run adds ~{threads}), {cpus} CPUs; "
-        f"this process got {utilisation:.2f} CPU-seconds per second of timed steps ({threads} threads)"
-    )
-    if before > 0.5 or utilisation < 0.8 * min(threads, cpus):
-        print(
-            "WARNING: other work shared the CPUs: timings are noisy, and with more threads than free cores every "
-            "parallel operator waits for a descheduled thread. Re-run on an idle machine for numbers to report."
-        )
+# ---------------------------------------------------------------------------------------------- main
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -473,6 +239,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def build_sides(hf: MusicgenForCausalLM, lm: LMModel, rr: bool) -> list[Side]:
+    """tokenlm and transformers with the same optimiser settings (checked), plus the ``--rr`` variants."""
+    lm_optimizer = build_optimizer(lm, LR, BETAS, WEIGHT_DECAY)
+    hf_opt = reference.hf_optimizer(hf, lm_optimizer)
+    reference.check_same_groups(lm_optimizer, hf_opt)
+    shown = ("lr", "betas", "eps", "foreach", "fused")
+    settings = ", ".join(f"{k} {v}" for k, v in lm_optimizer.defaults.items() if k in shown)
+    print(f"optimiser (both sides): {type(lm_optimizer).__name__} {settings}, weight decay {WEIGHT_DECAY} on matrices")
+    sides = [
+        Side("tokenlm", lm, lm_optimizer, tokenlm_forward(lm), StepTimes.empty()),
+        Side("transformers", hf, hf_opt, hf_forward(hf), StepTimes.empty()),
+    ]
+    if rr:
+        for name, mode in ((RR_ON, "cfg"), (RR_OFF, "off")):
+            variant = reference.lm_from_hf(hf).train()
+            check_training_setup(name, variant)
+            objective = LMObjective(rr_weight=3.0, rr_pooling="max", rr_mode=mode)
+            optimizer = build_optimizer(variant, LR, BETAS, WEIGHT_DECAY)
+            sides.append(Side(name, variant, optimizer, lm_loss_forward(variant, objective), StepTimes.empty()))
+    return sides
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     load_before = os.getloadavg()[0]  # before this process adds its own load
@@ -486,37 +274,24 @@ def main(argv: list[str] | None = None) -> None:
         f"{CONDITION_LENGTH}-token padded condition; float32, {args.threads} threads, {args.warmup} warm-up + "
         f"{args.steps} timed steps per side; torch {torch.__version__}, transformers {transformers.__version__}"
     )
-    hf = build_hf(size)
-    lm = lm_from_hf(hf)
+    hf = reference.build_hf(size.dim, size.layers, size.heads, size.ffn, NUM_CODEBOOKS, CARDINALITY).train()
+    lm = reference.lm_from_hf(hf).train()
     batches = make_batches(size, NUM_BATCHES)
     check_training_setup("tokenlm", lm)
     check_training_setup("transformers", hf)
-    loss = check_same_gradients(lm, hf, batches[0])
+    loss = reference.check_same_gradients(lm, hf, tokenlm_forward(lm)(batches[0]), hf_forward(hf)(batches[0]))
     print(f"checked: same loss ({loss:.4f}) and gradients from both sides on one batch")
-    lm_optimizer = build_optimizer(lm, LR, BETAS, WEIGHT_DECAY)
-    hf_opt = hf_optimizer(hf, lm_optimizer)
-    check_same_groups(lm_optimizer, hf_opt)
-    shown = ("lr", "betas", "eps", "foreach", "fused")
-    settings = ", ".join(f"{k} {v}" for k, v in lm_optimizer.defaults.items() if k in shown)
-    print(f"optimiser (both sides): {type(lm_optimizer).__name__} {settings}, weight decay {WEIGHT_DECAY} on matrices")
-    sides = [
-        Side("tokenlm", lm, lm_optimizer, tokenlm_forward(lm), StepTimes.empty()),
-        Side("transformers", hf, hf_opt, hf_forward(hf), StepTimes.empty()),
-    ]
-    if args.rr:
-        for name, mode in ((RR_ON, "cfg"), (RR_OFF, "off")):
-            variant = lm_from_hf(hf)
-            check_training_setup(name, variant)
-            objective = LMObjective(rr_weight=3.0, rr_pooling="max", rr_mode=mode)
-            optimizer = build_optimizer(variant, LR, BETAS, WEIGHT_DECAY)
-            sides.append(Side(name, variant, optimizer, lm_loss_forward(variant, objective), StepTimes.empty()))
+    sides = build_sides(hf, lm, args.rr)
     run_interleaved(sides, batches, args.warmup, args.steps)
     utilisation = sum(sum(side.times.cpu) for side in sides) / sum(sum(side.times.total) for side in sides)
-    print_report(sides, args.steps, smoke=args.quick)
-    print_load(load_before, os.getloadavg()[0], utilisation, args.threads)
+    reports.print_step_report(sides, args.steps, target=SPEED_TARGET, loss_tolerance=LOSS_TOLERANCE,
+                              smoke=args.quick, rr_pair=(RR_ON, RR_OFF))
+    reports.print_load(load_before, os.getloadavg()[0], utilisation, args.threads)
     if args.profile:
         for side in sides[:2]:
-            profile_side(side, batches, args.profile_steps, args.rows)
+            run = functools.partial(run_interleaved, [side], batches, args.profile_steps, 0)
+            print(f"\n{side.name}: top operators over {args.profile_steps} steps (self CPU time)")
+            print(profile(run, args.rows))
 
 
 if __name__ == "__main__":

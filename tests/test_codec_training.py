@@ -13,7 +13,7 @@ import torch
 
 from tokenlm.codecs import EncodecCodec
 from tokenlm.codecs.training import CodecTrainee, CodecTrainingConfig, ReconstructionLoss, codec_config, si_snr
-from tokenlm.codecs.training.evaluate import evaluate_codec, format_report, round_trip
+from tokenlm.eval.codec import evaluate_codec, format_report, round_trip
 from tokenlm.train.main import compose_recipe, run
 
 try:

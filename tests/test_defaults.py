@@ -13,10 +13,11 @@ import tokenlm.defaults as defaults
 from conditioners.text.minilm import MiniLMConditioner
 from tokenlm.api import TextToAudio
 from tokenlm.codecs import EncodecCodec
-from tokenlm.common.assets import asset_path, pack_model
+from tokenlm.common.assets import asset_path
 from tokenlm.common.checkpoint import CheckpointError
 from tokenlm.lm.backend import LMBackend
 from tokenlm.lm.model import LMConfig, LMModel
+from tokenlm.train.pack import pack_model
 
 
 @pytest.fixture(scope="module")

@@ -197,12 +197,21 @@ def test_training_from_a_token_cache(tmp_path, tiny_manifest):
     assert len(train_losses(tmp_path / "b")) == 3
 
 
-def test_tensorboard_logs_and_cli_train(tmp_path, tiny_manifest):
+def test_tensorboard_logs_and_cli_train(tmp_path, tiny_manifest, capfd, monkeypatch):
     from tokenlm import cli
+    from tokenlm.common.progress import INTERVAL_ENV
 
+    monkeypatch.setenv(INTERVAL_ENV, "3600")
     overrides = [o for o in tiny_overrides(tmp_path / "r", tiny_manifest, 2) if o != "log.tensorboard=false"]
     assert cli.main(["train", *overrides]) == 0
     assert list((tmp_path / "r" / "tensorboard").glob("events.out.tfevents.*"))
+    assert [m["step"] for m in metrics(tmp_path / "r") if "loss" in m] == [1, 2]  # every step still logged
+    # stderr is not a terminal here: progress is a start and an end line, not a redraw per step
+    err = capfd.readouterr().err
+    assert "\r" not in err
+    progress = [line for line in err.splitlines() if line.startswith("training:")]
+    assert len(progress) == 2 and progress[0].startswith("training: 0/2 steps"), err[-2000:]
+    assert progress[1].startswith("training: 2/2 steps (100%)") and "loss=" in progress[1]
 
 
 def test_rr_sends_no_gradient_into_a_frozen_text_encoder(tiny_t5_dir):

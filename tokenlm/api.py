@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ from tokenlm.audio import (
     write_audio,
 )
 from tokenlm.backends import get_backend_class
-from tokenlm.common.checkpoint import CheckpointError, read_config
+from tokenlm.common.checkpoint import CONFIG_NAME, CheckpointError, read_config
 from tokenlm.defaults import default_model_path, is_default_name, restore_hint
 
 Prompt = str | dict[str, Any]
@@ -117,6 +118,29 @@ def _check_duration(duration: object) -> float:
     return float(duration)
 
 
+#: seeds a torch generator takes: 0 ... 2**64 - 1
+MAX_SEED = 2**64 - 1
+
+
+def _check_seed(seed: object) -> int | None:
+    """``seed`` as an int, or None; anything else is a ValueError naming it."""
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"seed must be an integer in [0, 2**64 - 1] or None, got {seed!r}")
+    return int(seed)
+
+
+def _check_extend_stride(extend_stride: object) -> float | None:
+    """``extend_stride`` as float seconds, or None (the backend checks it against its window)."""
+    if extend_stride is None:
+        return None
+    if (isinstance(extend_stride, bool) or not isinstance(extend_stride, numbers.Real)
+            or not math.isfinite(extend_stride) or extend_stride <= 0):
+        raise ValueError(f"extend_stride must be a positive number of seconds or None, got {extend_stride!r}")
+    return float(extend_stride)
+
+
 class TextToAudio:
     """Text-to-audio and text-to-music generation with any tokenlm backend.
 
@@ -138,7 +162,23 @@ class TextToAudio:
         and ``"default-ldm"`` (latent diffusion) are the models shipped in the package (see ``tokenlm.defaults``)."""
         if is_default_name(path) and not Path(path).exists():
             return cls._load_default(str(path), device)
+        if not isinstance(path, (str, Path)) or not str(path) or "\x00" in str(path):
+            raise FileNotFoundError(f"model path must name a folder (or 'default' / 'default-ldm'), got {path!r}")
         path = Path(path)
+        try:
+            return cls._load_folder(path, device)
+        except (CheckpointError, FileNotFoundError):
+            raise
+        except Exception as error:  # a config or weights the backends cannot build a model from
+            reason = f"missing key {error.args[0]!r}" if isinstance(error, KeyError) else f"{error}"
+            raise CheckpointError(
+                f"{str(path)!r} could not be loaded: {reason} ({type(error).__name__}; is its {CONFIG_NAME} from "
+                "this version of tokenlm and unedited?)"
+            ) from error
+
+    @classmethod
+    def _load_folder(cls, path: Path, device: str | torch.device | None) -> TextToAudio:
+        """What :meth:`from_pretrained` loads from a folder (a default name already resolved)."""
         if (path / "model_index.json").is_file():  # a diffusers pipeline folder
             return cls(get_backend_class("diffusers").from_pretrained(path, device=device))
         if (path / "state_dict.bin").is_file() and not (path / "config.json").exists():  # an audiocraft release
@@ -231,6 +271,7 @@ class TextToAudio:
         """
         attributes = normalize_prompts(prompts)
         duration = _check_duration(duration)
+        seed = _check_seed(seed)
         given = dict(
             top_k=top_k, top_p=top_p, temperature=temperature, cfg_coef=cfg_coef, two_step_cfg=two_step_cfg,
             steps=steps, cfg_rescale=cfg_rescale, scheduler=scheduler, negative_prompt=negative_prompt,
@@ -249,7 +290,8 @@ class TextToAudio:
                 attributes, duration, params, seed=seed, progress=progress, callback=callback
             )
             return Audio(wav.cpu(), self.sample_rate)
-        prompt = self._prompt_codes(prompt_audio, prompt_sample_rate, len(attributes))
+        extend_stride = _check_extend_stride(extend_stride)
+        prompt = self._prompt_codes(prompt_audio, prompt_sample_rate, len(attributes), duration)
         codes = backend.generate_tokens(
             attributes, duration, params, prompt=prompt, extend_stride=extend_stride, seed=seed,
             progress=progress, callback=callback,
@@ -293,6 +335,7 @@ class TextToAudio:
         from tokenlm.ldm.editing import edit
 
         attributes = normalize_prompts(prompts)
+        seed = _check_seed(seed)
         given = dict(steps=steps, cfg_coef=cfg_coef, cfg_rescale=cfg_rescale, scheduler=scheduler)
         params = self._sampling({name: value for name, value in given.items() if value is not None})
         wav = edit(backend, attributes, audio, mode=mode, params=params, sample_rate=sample_rate, strength=strength,
@@ -312,10 +355,13 @@ class TextToAudio:
         return backend.make_sampling(given)
 
     def _prompt_codes(
-        self, prompt_audio: torch.Tensor | str | Path | None, sample_rate: int | None, batch: int
+        self, prompt_audio: torch.Tensor | str | Path | None, sample_rate: int | None, batch: int, duration: float
     ) -> torch.Tensor | None:
+        """The codes of the audio to continue (``None`` without one); it must be shorter than ``duration``."""
         if prompt_audio is None:
             return None
         backend = self.backend
-        wav, _ = batch_audio(prompt_audio, sample_rate, backend.sample_rate, backend.channels, batch)
+        wav, _ = batch_audio(prompt_audio, sample_rate, backend.sample_rate, backend.channels, batch,
+                             max_seconds=duration, too_long="the audio prompt ({seconds:.2f} s) must be shorter "
+                             "than the requested duration ({limit:g} s)")
         return backend.encode_audio(wav)

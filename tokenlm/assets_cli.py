@@ -17,7 +17,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _pack(args: argparse.Namespace) -> int:
-    from tokenlm.common.assets import pack_model
+    from tokenlm.train.pack import pack_model
 
     target = pack_model(args.export, args.name, codec_asset=args.codec, assets_dir=args.assets_dir, half=not args.fp32)
     size = sum(f.stat().st_size for f in target.rglob("*") if f.is_file())

@@ -338,20 +338,41 @@ def write_audio(
     return path
 
 
+#: highest sample rate accepted for a user's audio (resampling cost grows with the ratio of the rates)
+MAX_SAMPLE_RATE = 1_000_000
+
+
 def batch_audio(
     audio: torch.Tensor | str | Path, sample_rate: int | None, to_rate: int, channels: int, batch: int,
-    name: str = "prompt_audio", rate_name: str = "prompt_sample_rate",
+    name: str = "prompt_audio", rate_name: str = "prompt_sample_rate", max_seconds: float | None = None,
+    too_long: str = "{name} lasts {seconds:.2f} s, longer than {limit} s",
 ) -> tuple[torch.Tensor, int]:
     """A user's audio (a file path, or a ``[C, N]`` / ``[B, C, N]`` tensor at ``sample_rate``) as ``[batch, C, N]``
-    at ``to_rate`` with ``channels`` channels (resampled and remixed); also returns the source sample rate."""
+    at ``to_rate`` with ``channels`` channels (resampled and remixed); also returns the source sample rate.
+
+    Everything is checked before any resampling, each error naming ``name`` / ``rate_name``: the type, shape and
+    rate, finite samples, and the length: more than ``max_seconds`` is refused with the message ``too_long``
+    (formatted with ``name``, ``seconds`` and ``limit`` = ``max_seconds``)."""
     if isinstance(audio, (str, Path)):
         wav, source_rate = read_audio(audio)  # [C, N]
     elif isinstance(audio, torch.Tensor):
         if sample_rate is None:
             raise ValueError(f"{rate_name} is needed with a {name} tensor")
-        wav, source_rate = audio.float(), int(sample_rate)
+        if audio.dim() not in (2, 3) or audio.is_complex():
+            raise ValueError(f"{name} must be a real [C, N] or [B, C, N] tensor, got {audio.dtype} shaped "
+                             f"{tuple(audio.shape)}")
+        wav, source_rate = audio.float(), _check_positive_int(sample_rate, rate_name)
+        if source_rate > MAX_SAMPLE_RATE:
+            raise ValueError(f"{rate_name} must be at most {MAX_SAMPLE_RATE} Hz, got {sample_rate!r}")
     else:
         raise ValueError(f"{name} must be a tensor or a file path, got {type(audio).__name__}")
+    if wav.shape[-1] == 0 or wav.shape[-2] == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(wav.shape)}: no samples or no channels)")
+    if not bool(torch.isfinite(wav).all()):
+        raise ValueError(f"{name} holds NaN or infinite samples")
+    seconds = wav.shape[-1] / source_rate
+    if max_seconds is not None and seconds > max_seconds + 1e-9:
+        raise ValueError(too_long.format(name=name, seconds=seconds, limit=max_seconds))
     wav = convert_audio(wav, source_rate, to_rate, channels)
     if wav.dim() == 2:
         wav = wav[None].expand(batch, -1, -1)  # [B, C, N]

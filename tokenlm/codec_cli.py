@@ -27,7 +27,7 @@ def _load_codec(source: str):
 def _eval(args: argparse.Namespace) -> int:
     import torch
 
-    from tokenlm.codecs.training.evaluate import evaluate_codec, format_report
+    from tokenlm.eval.codec import evaluate_codec, format_report
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -191,8 +191,12 @@ class EncodecCodec(Codec):
         return cls(model, bandwidth)
 
     def save_pretrained(self, directory: str | Path) -> None:
-        """Write ``config.json`` and ``model.safetensors`` into ``directory`` (Hugging Face format)."""
-        self.model.save_pretrained(directory)
+        """Write ``config.json`` and ``model.safetensors`` into ``directory`` (Hugging Face format), without
+        transformers' per-shard progress bar (it would redraw into training logs)."""
+        from tokenlm.common.hf import quiet_hf_loading
+
+        with quiet_hf_loading():
+            self.model.save_pretrained(directory)
 
     def config(self) -> dict[str, Any]:
         """``{"kind": "encodec", "bandwidth": ...}`` for a checkpoint's ``config.json``."""

@@ -12,7 +12,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 from torch import nn
 
-import tokenlm
+from tokenlm.version import __version__
 
 FORMAT = "tokenlm"
 FORMAT_VERSION = 1
@@ -41,7 +41,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def write_config(directory: Path, config: dict[str, Any]) -> None:
     """Write ``config.json`` with the format header (format, version, tokenlm version)."""
-    header = {"format": FORMAT, "format_version": FORMAT_VERSION, "tokenlm_version": tokenlm.__version__}
+    header = {"format": FORMAT, "format_version": FORMAT_VERSION, "tokenlm_version": __version__}
     text = json.dumps({**header, **config}, indent=2, sort_keys=False) + "\n"
     atomic_write_bytes(Path(directory) / CONFIG_NAME, text.encode())
 
@@ -79,7 +79,7 @@ def check_format(config: dict[str, Any], directory: Path) -> None:
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise CheckpointError(
             f"{str(directory)!r} was written by tokenlm {config.get('tokenlm_version', '?')} in checkpoint format "
-            f"{version!r}; this tokenlm ({tokenlm.__version__}) reads formats up to {FORMAT_VERSION}: upgrade tokenlm"
+            f"{version!r}; this tokenlm ({__version__}) reads formats up to {FORMAT_VERSION}: upgrade tokenlm"
         )
 
 
@@ -89,7 +89,7 @@ def save_weights(module: nn.Module, path: Path) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        save_model(module, tmp, metadata={"format": "pt", "tokenlm_version": tokenlm.__version__})
+        save_model(module, tmp, metadata={"format": "pt", "tokenlm_version": __version__})
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -117,3 +117,22 @@ def load_weights(module: nn.Module, path: Path, external: tuple[str, ...] = ()) 
             f"missing tensors {sorted(missing)[:8]}{'...' if len(missing) > 8 else ''}, "
             f"unexpected tensors {sorted(unexpected)[:8]}{'...' if len(unexpected) > 8 else ''}"
         )
+
+
+#: the file under ``run_dir/checkpoints`` naming a run's newest complete training checkpoint
+LATEST = "latest"
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The newest complete training checkpoint folder of a run (``run_dir/checkpoints/<latest>``), or None.
+
+    It lives here rather than in ``tokenlm.train`` so that models that read their own runs (the codec trainee's
+    ``from_run``) need not import the trainer: ``train`` imports models, never the reverse.
+    """
+    pointer = Path(run_dir) / "checkpoints" / LATEST
+    if not pointer.is_file():
+        return None
+    folder = pointer.parent / pointer.read_text().strip()
+    if not (folder / "training_state.pt").is_file():
+        raise CheckpointError(f"{str(pointer)!r} names {folder.name!r}, which is incomplete or missing")
+    return folder

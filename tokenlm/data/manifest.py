@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import soundfile as sf
-from tqdm import tqdm
+
+from tokenlm.common.progress import progress_bar
 
 #: keys every manifest line must have
 REQUIRED_KEYS = ("path", "duration", "sample_rate")
@@ -130,9 +131,11 @@ def _entry_from_record(record: Any, base: Path, where: str, sidecars: bool) -> A
     channels = record.get("channels")
     if not isinstance(raw_path, str) or not raw_path:
         raise ValueError(f"{where}: 'path' must be a non-empty string, got {raw_path!r}")
-    if isinstance(duration, bool) or not isinstance(duration, numbers.Real) or not math.isfinite(duration):
-        raise ValueError(f"{where}: 'duration' must be a finite number of seconds, got {duration!r}")
-    if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or rate != int(rate) or rate <= 0:
+    if (isinstance(duration, bool) or not isinstance(duration, numbers.Real) or not math.isfinite(duration)
+            or duration < 0):
+        raise ValueError(f"{where}: 'duration' must be a finite number of seconds >= 0, got {duration!r}")
+    if (isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not math.isfinite(rate) or rate != int(rate)
+            or rate <= 0):
         raise ValueError(f"{where}: 'sample_rate' must be a positive integer, got {rate!r}")
     if channels is not None and (isinstance(channels, bool) or not isinstance(channels, int) or channels <= 0):
         raise ValueError(f"{where}: 'channels' must be a positive integer or null, got {channels!r}")
@@ -245,7 +248,7 @@ def index_directory(
     entries: list[AudioEntry] = []
     skipped: Counter[str] = Counter()
     examples: list[str] = []
-    for file in tqdm(files, desc="indexing", unit="file", disable=not progress, file=sys.stderr):
+    for file in progress_bar(files, desc="indexing", unit="files", disable=not progress):
         try:
             info = sf.info(str(file))
             if info.frames <= 0 or info.samplerate <= 0:

@@ -38,10 +38,10 @@ import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
-from tqdm import tqdm
 
 from tokenlm.audio import load_audio
 from tokenlm.codecs import Codec, EncodecCodec, load_codec
+from tokenlm.common.progress import progress_bar
 from tokenlm.data.dataset import collate_items, probe_entries
 from tokenlm.data.manifest import SOUNDFILE_ERRORS, read_manifest
 
@@ -220,7 +220,7 @@ def encode_manifest(
             entries.append(entry)
         batch.clear()
 
-    for clip in tqdm(clips, desc="encoding", unit="file", disable=not progress, file=sys.stderr):
+    for clip in progress_bar(clips, desc="encoding", unit="files", disable=not progress):
         try:
             wav = load_audio(clip.path, codec.sample_rate, codec.channels)  # [C, n]
         except (*SOUNDFILE_ERRORS, FileNotFoundError) as error:

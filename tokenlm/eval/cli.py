@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
-
-from tokenlm.eval.captions import parse_caption
+if TYPE_CHECKING:
+    import numpy as np
 
 EXAMPLE = "tokenlm eval --manifest synth/test_heldout.jsonl --model checkpoints/sfx --out eval_report"
 
@@ -29,6 +28,8 @@ def _as_written(generated: list[tuple[np.ndarray, int]], folder: Path) -> list[t
     level: as generated, scaled down only where it would clip) and return what was written, so that the suite
     judges the audio a user gets; how many clips were scaled down is printed."""
     import warnings
+
+    import torch
 
     from tokenlm.audio import DEFAULT_NORMALIZE, LevelWarning, level_audio, write_audio
 
@@ -51,6 +52,10 @@ def _as_written(generated: list[tuple[np.ndarray, int]], folder: Path) -> list[t
 
 def run_eval(args: argparse.Namespace) -> int:
     """Run the suite as the parsed arguments say and write ``report.json`` / ``report.html`` to ``--out``."""
+    import numpy as np
+    import torch
+
+    from tokenlm.eval.captions import parse_caption
     from tokenlm.eval.embedders import load_classifier, load_embedder
     from tokenlm.eval.inputs import generate_clips, load_clip, match_audio, read_captions, read_entries
     from tokenlm.eval.report import write_report
@@ -64,7 +69,7 @@ def run_eval(args: argparse.Namespace) -> int:
     classifier = next((load_classifier(n, d) for n, d in classifiers.items()), None)
     clap = load_embedder("clap", args.clap) if args.clap else None
 
-    entries = read_entries(args.manifest) if args.manifest else None
+    entries = read_entries(args.manifest) if args.manifest is not None else None
     if entries is not None:
         entries = entries[: args.limit] if args.limit else entries
         captions = [entry["description"] for entry in entries]
@@ -73,7 +78,7 @@ def run_eval(args: argparse.Namespace) -> int:
         captions = read_captions(args.captions)[: args.limit] if args.limit else read_captions(args.captions)
         labels = [parse_caption(caption) for caption in captions]
     out = Path(args.out)
-    if args.model:
+    if args.model is not None:
         duration = args.duration or (float(np.median([e["duration"] for e in entries])) if entries else 5.0)
         given = {"top_k": args.top_k, "temperature": args.temperature, "cfg_coef": args.cfg}
         sampling = {name: value for name, value in given.items() if value is not None}
@@ -84,18 +89,18 @@ def run_eval(args: argparse.Namespace) -> int:
                       "seconds_per_audio_second": round(seconds / max(len(captions) * duration, 1e-9), 4),
                       "threads": torch.get_num_threads(), "batch_size": args.batch_size}
         generated = _as_written(generated, out / "audio")
-    elif args.audio_dir:
+    elif args.audio_dir is not None:
         generated = [load_clip(path) for path in match_audio(args.audio_dir, entries, len(captions))]
     elif entries is not None:
         generated = [load_clip(entry["path"]) for entry in entries]
     else:
         raise ValueError("with --captions, give --model DIR to generate or --audio-dir DIR with the audio")
     reference = None
-    if entries is not None and (args.model or args.audio_dir) and args.reference == "manifest":
+    if entries is not None and (args.model is not None or args.audio_dir is not None) and args.reference == "manifest":
         reference = [load_clip(entry["path"]) for entry in entries]
     report = run_suite(generated, captions, labels, reference, set_size=args.set_size, shuffles=args.shuffles,
                        seed=args.seed, embedders=embedders, classifier=classifier, clap=clap)
-    if args.model:
+    if args.model is not None:
         report["generation"] = generation
         print(f"generated {len(captions)} clips of {duration:g} s in {seconds:.1f} s: "
               f"{generation['seconds_per_audio_second']:.3f} s per second of audio ({generation['threads']} threads)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,13 +26,33 @@ def check_strength(strength: object) -> float:
     return float(strength)
 
 
+#: lowest super-resolution cutoff: below it the low-pass filter grows without bound and nothing audible is kept
+MIN_CUTOFF_HZ = 20.0
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def check_cutoff(cutoff_hz: object, source_rate: int, model_rate: int) -> float:
+    """The super-resolution cutoff in Hz: ``cutoff_hz``, default half the input's rate; in [20, model Nyquist)."""
+    nyquist = model_rate / 2
+    cutoff = min(source_rate, model_rate) / 2 if cutoff_hz is None else cutoff_hz
+    if not _is_real(cutoff) or not MIN_CUTOFF_HZ <= cutoff < nyquist:
+        raise ValueError(f"cutoff_hz must be in [{MIN_CUTOFF_HZ:g}, {nyquist:.0f}) Hz for this {model_rate} Hz "
+                         f"model, got {cutoff!r}; is the input already at the model's rate?")
+    return float(cutoff)
+
+
 def check_spans(spans: Span | Sequence[Span], duration: float) -> list[Span]:
     """Inpainting spans ``(start, end)`` in seconds, each inside the ``duration`` s clip."""
-    if isinstance(spans, tuple) and len(spans) == 2 and all(isinstance(v, (int, float)) for v in spans):
+    if isinstance(spans, tuple) and len(spans) == 2 and all(_is_real(v) for v in spans):
         spans = [spans]
+    if isinstance(spans, (str, bytes)) or not isinstance(spans, Sequence):
+        raise ValueError(f"mask must be (start, end) in seconds or a list of such spans, got {spans!r}")
     checked = []
     for span in spans:
-        if not (isinstance(span, (tuple, list)) and len(span) == 2):
+        if not (isinstance(span, (tuple, list)) and len(span) == 2 and all(_is_real(v) for v in span)):
             raise ValueError(f"a mask span must be (start, end) in seconds, got {span!r}")
         start, end = float(span[0]), float(span[1])
         if not (math.isfinite(start) and math.isfinite(end)) or not 0 <= start < end <= duration + 1e-9:
@@ -41,7 +62,7 @@ def check_spans(spans: Span | Sequence[Span], duration: float) -> list[Span]:
             )
         checked.append((start, end))
     if not checked:
-        raise ValueError("inpainting needs at least one (start, end) span to regenerate")
+        raise ValueError(f"inpainting needs at least one (start, end) mask span to regenerate, got mask={spans!r}")
     return checked
 
 
@@ -50,7 +71,9 @@ def load_input(backend: LDMBackend, audio: torch.Tensor | str | Path, sample_rat
     """The input ``[B, C, N]`` at the model's rate and channels (resampled / remixed) and its source rate;
     longer than the model's window is an error."""
     wav, source_rate = batch_audio(audio, sample_rate, backend.sample_rate, backend.channels, batch,
-                                   name="audio", rate_name="sample_rate")
+                                   name="audio", rate_name="sample_rate", max_seconds=backend.max_duration,
+                                   too_long="the input is {seconds:.2f} s but this model edits at most {limit} s; "
+                                   "trim it")
     seconds = wav.shape[-1] / backend.sample_rate
     if seconds > backend.max_duration + 1e-9:
         raise ValueError(
@@ -132,7 +155,14 @@ def edit(
         raise ValueError("inpainting regenerates the masked spans from noise; strength is for 'style' / 'superres'")
     if mode != "superres" and cutoff_hz is not None:
         raise ValueError(f"cutoff_hz is for mode='superres', not {mode!r}")
+    if mode == "inpaint" and mask is None:
+        raise ValueError("mode='inpaint' needs mask=(start, end) seconds (or a list of spans) to regenerate")
+    if mode != "inpaint":
+        check_strength(0.6 if strength is None else strength)
     wav, source_rate = load_input(backend, audio, sample_rate, len(attributes))  # [B, C, N]
+    if mode == "inpaint":
+        spans = check_spans(mask, wav.shape[-1] / backend.sample_rate)
+    cutoff = check_cutoff(cutoff_hz, source_rate, backend.sample_rate) if mode == "superres" else None
     attributes = backend.with_timing(attributes, [wav.shape[-1] / backend.sample_rate] * len(attributes))
     backend.conditioning.validate(attributes)
     generator = backend.generator_for(seed)
@@ -140,9 +170,6 @@ def edit(
     num_samples = wav.shape[-1]
     wav = wav.to(backend.device)
     if mode == "inpaint":
-        if mask is None:
-            raise ValueError("mode='inpaint' needs mask=(start, end) seconds (or a list of spans) to regenerate")
-        spans = check_spans(mask, num_samples / backend.sample_rate)
         samples = torch.zeros(num_samples, dtype=torch.bool, device=wav.device)  # [N]
         frames = torch.zeros(x0.shape[-1], dtype=torch.bool, device=wav.device)  # [T]
         for start, end in spans:
@@ -154,10 +181,5 @@ def edit(
     out = backend.decode(sdedit_latent(backend, attributes, x0, strength, params, generator))[..., :num_samples]
     if mode == "style":
         return out
-    nyquist = backend.sample_rate / 2
-    cutoff = float(cutoff_hz) if cutoff_hz is not None else min(source_rate, backend.sample_rate) / 2
-    if not 0 < cutoff < nyquist:
-        raise ValueError(f"cutoff_hz must be in (0, {nyquist:.0f}) Hz for this {backend.sample_rate} Hz model, "
-                         f"got {cutoff}; is the input already at the model's rate?")
     ratio = cutoff / backend.sample_rate
     return julius.lowpass_filter(wav, ratio) + out - julius.lowpass_filter(out, ratio)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from tqdm.auto import tqdm
 
 from conditioners.base import Condition
 from conditioners.fuser import FusedCondition
 from tokenlm.common.device import autocast, compute_dtype
+from tokenlm.common.progress import progress_bar
 from tokenlm.lm.model import LMModel
 from tokenlm.lm.patterns import CodebookPattern
 from tokenlm.lm.sampling import SamplingParams, apply_cfg, sample_next
@@ -68,7 +68,7 @@ def generate_codes(
     dtype = compute_dtype(device, next(model.parameters()).dtype)
     with autocast(device):
         passes = _make_passes(model, condition, null_condition, use_cfg, params.two_step_cfg, batch, last, dtype)
-        bar = tqdm(total=last - first + 1, disable=not progress, desc="generating", unit="step")
+        bar = progress_bar(total=last - first + 1, disable=not progress, desc="generating", unit="steps")
         for step in range(first - 1, last):
             if step == first - 1:  # prefill: the prompt (or the start step) in one chunk
                 chunk = sequence[:, :, : step + 1]  # [B, K, steps]

@@ -51,6 +51,9 @@ class CodebookPattern:
                 f"codes have {num_codebooks} codebooks x {num_frames} frames, the pattern expects "
                 f"{self.num_codebooks} x {self.num_frames}"
             )
+        if num_frames == 0:  # nothing to lay out: every step is empty
+            return torch.full((batch, num_codebooks, self.num_steps), special_token, dtype=codes.dtype,
+                              device=codes.device)
         time_index = self.time_index.to(codes.device)
         gathered = codes.gather(2, time_index.clamp(min=0).expand(batch, -1, -1))  # [B, K, S]
         return torch.where(time_index >= 0, gathered, torch.full_like(gathered, special_token))

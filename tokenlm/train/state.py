@@ -20,9 +20,14 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from tokenlm.common.checkpoint import CheckpointError, atomic_write_bytes, load_weights, save_weights
-
-LATEST = "latest"
+from tokenlm.common.checkpoint import (  # noqa: F401  (latest_checkpoint: re-exported for the trainer)
+    LATEST,
+    CheckpointError,
+    atomic_write_bytes,
+    latest_checkpoint,
+    load_weights,
+    save_weights,
+)
 
 
 def capture_rng(generators: dict[str, torch.Generator]) -> dict[str, Any]:
@@ -79,17 +84,6 @@ def save_checkpoint(
     for old in kept[: max(0, len(kept) - keep)]:
         shutil.rmtree(old, ignore_errors=True)
     return final
-
-
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The newest complete checkpoint folder of a run, or None."""
-    pointer = Path(run_dir) / "checkpoints" / LATEST
-    if not pointer.is_file():
-        return None
-    folder = pointer.parent / pointer.read_text().strip()
-    if not (folder / "training_state.pt").is_file():
-        raise CheckpointError(f"{str(pointer)!r} names {folder.name!r}, which is incomplete or missing")
-    return folder
 
 
 def load_checkpoint(folder: Path, module: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

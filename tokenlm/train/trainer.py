@@ -14,10 +14,10 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from conditioners.dropout import ConditionDropout, DropoutDraw
 from tokenlm.common.device import autocast
+from tokenlm.common.progress import progress_bar
 from tokenlm.lm.backend import LMBackend
 from tokenlm.lm.objective import LMObjective, lm_loss
 from tokenlm.train import distributed as D
@@ -234,7 +234,8 @@ class Trainer:
         previous = signal.signal(signal.SIGTERM, self._on_sigterm) if _main_thread() else None
         every = int(self.cfg["checkpoint"]["every"])
         signal_after = _signal_after_step()
-        bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.info.is_main, desc="training")
+        bar = progress_bar(total=self.total_steps, initial=self.step, disable=not self.info.is_main, desc="training",
+                           unit="steps")
         metrics: dict[str, float] = {}
         try:
             while self.step < self.total_steps:

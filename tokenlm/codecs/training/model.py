@@ -36,7 +36,7 @@ from transformers import EncodecConfig, EncodecModel
 
 from tokenlm.codecs.encodec import EncodecCodec
 from tokenlm.codecs.training.losses import ReconstructionLoss
-from tokenlm.common.checkpoint import CheckpointError, load_weights, save_weights
+from tokenlm.common.checkpoint import CheckpointError, latest_checkpoint, load_weights, save_weights
 
 TRAINEE_CONFIG = "codec_trainee.json"
 TRAINEE_WEIGHTS = "codec_trainee.safetensors"
@@ -412,8 +412,6 @@ class CodecTrainee(nn.Module):
         """The newest training checkpoint of a codec run (``run_dir/init`` + ``checkpoints/latest``), with the
         EMA weights unless ``use_ema`` is false: for evaluating or exporting a run before it ends."""
         from safetensors.torch import load_file
-
-        from tokenlm.train.state import latest_checkpoint
 
         trainee = cls.from_pretrained(Path(run_dir) / "init")
         folder = latest_checkpoint(Path(run_dir))

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from tokenlm.data.synth.dataset import PRESETS, generate_dataset
-
 EXAMPLE = "tokenlm data synth --n 1000 --out synth --seed 0 --preset sfx16k --duration 1-5"
+
+#: the names of ``tokenlm.data.synth.dataset.PRESETS``, spelled out so that ``--help`` imports no numpy or torch
+PRESET_NAMES = ("music32k", "sfx16k")
 
 
 def parse_duration(text: str) -> float | tuple[float, float]:
@@ -21,6 +22,8 @@ def parse_duration(text: str) -> float | tuple[float, float]:
 
 def run_synth(args: argparse.Namespace) -> int:
     """Generate the data set and print where its manifests are."""
+    from tokenlm.data.synth.dataset import generate_dataset
+
     duration = parse_duration(args.duration) if args.duration else None
     manifests = generate_dataset(args.out, args.n, args.seed, args.preset, duration=duration, workers=args.workers)
     for split, path in manifests.items():
@@ -37,7 +40,7 @@ def add_synth_parser(data_commands: argparse._SubParsersAction) -> argparse.Argu
     parser.add_argument("--n", type=int, required=True, help="clips in all (train + valid + test_heldout)")
     parser.add_argument("--out", required=True, help="output folder (audio/ and *.jsonl manifests)")
     parser.add_argument("--seed", type=int, default=0, help="seed; the same seed gives the same data set")
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="sfx16k",
+    parser.add_argument("--preset", choices=PRESET_NAMES, default="sfx16k",
                         help="sfx16k (16 kHz sound effects, 1-5 s) or music32k (32 kHz music, 3-10 s)")
     parser.add_argument("--duration", default=None, help="seconds per clip, or a range such as 1-10")
     parser.add_argument("--workers", type=int, default=1,
