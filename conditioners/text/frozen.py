@@ -23,6 +23,9 @@ from conditioners.base import Condition, Conditioner
 from conditioners.cache import EmbeddingCache, module_fingerprint
 from conditioners.text.numbers import NumberFeatures, find_numbers, token_values
 
+#: distinct texts whose per-token number values are kept (a training set's captions fit; cleared when full)
+NUMBER_VALUES_CACHE = 65536
+
 
 def check_model_folder(folder: str | Path, what: str, model_types: tuple[str, ...] | None = None) -> Path:
     """A local Hugging Face folder holding a ``config.json`` (of one of ``model_types``), or a clear error."""
@@ -122,6 +125,7 @@ class FrozenTextConditioner(Conditioner):
                 f"got {type(tokenizer).__name__}"
             )
         self.number_features = NumberFeatures(output_dim) if numbers else None
+        self._number_values: dict[str, list[float]] = {}  # text -> per-token values (see number_values)
 
     # ------------------------------------------------------------------ for subclasses
     @property
@@ -219,11 +223,17 @@ class FrozenTextConditioner(Conditioner):
             if text is None:
                 out.append(None)
                 continue
-            encoding = self.tokenizer(
-                text, truncation=self.max_length is not None, max_length=self.max_length,
-                return_offsets_mapping=True,
-            )
-            out.append(token_values(encoding["offset_mapping"], find_numbers(text)))
+            values = self._number_values.get(text)
+            if values is None:  # tokenise once per distinct text, not once per training step
+                encoding = self.tokenizer(
+                    text, truncation=self.max_length is not None, max_length=self.max_length,
+                    return_offsets_mapping=True,
+                )
+                values = token_values(encoding["offset_mapping"], find_numbers(text))
+                if len(self._number_values) >= NUMBER_VALUES_CACHE:
+                    self._number_values.clear()
+                self._number_values[text] = values
+            out.append(values)
         return out
 
     def text_rows(self, inputs: dict[str, Any]) -> list[torch.Tensor | None]:
