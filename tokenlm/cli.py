@@ -1,4 +1,4 @@
-"""The ``tokenlm`` command: ``generate``, ``train``, ``data``, ``eval``, ``codec`` and ``convert``."""
+"""The ``tokenlm`` command: ``generate``, ``train``, ``data``, ``eval``, ``codec``, ``convert`` and ``serve``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from tokenlm.codec_cli import add_codec_parser
 from tokenlm.data.cli import add_data_parser
 from tokenlm.data.synth.cli import add_synth_parser
 from tokenlm.defaults import DEFAULT_FOR_BACKEND
+from tokenlm.demo.cli import add_serve_parser
 from tokenlm.eval.cli import add_eval_parser
 
 if TYPE_CHECKING:
@@ -257,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_eval_parser(commands)  # tokenlm eval
     add_codec_parser(commands)  # tokenlm codec eval | export
     add_assets_parser(commands)  # tokenlm assets list | pack
+    add_serve_parser(commands)  # tokenlm serve (the web demo)
     return parser
 
 

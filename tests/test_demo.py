@@ -1,0 +1,238 @@
+"""The web demo (``tokenlm serve``): its checks and generation in Python, and the page in headless Chromium.
+
+The browser test drives Debian's ``chromium`` with the ``playwright`` package (Playwright's own browser downloads
+are not used). It is skipped, with the reason, when chromium, gradio or playwright is missing, except where
+``TOKENLM_REQUIRE_BROWSER=1`` (set by ``.ci/run``, which installs chromium): there a missing piece fails.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tokenlm import cli
+from tokenlm.demo.app import INSTALL_HINT, DemoError, DemoModels, check_request, generate_clip, sampling_arguments
+
+CHROMIUM = os.environ.get("TOKENLM_CHROMIUM", "/usr/bin/chromium")
+REQUIRED = os.environ.get("TOKENLM_REQUIRE_BROWSER") == "1"
+#: the flags the browser runs with: headless, and nothing that reaches out of the machine
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def default_models() -> DemoModels:
+    return DemoModels.load(["default", "default-ldm"])
+
+
+# ------------------------------------------------------------------------------------ checks, without a browser
+@pytest.mark.parametrize(
+    "prompt,duration,seed,message",
+    [
+        ("", 1.0, 0, "the prompt is empty"),
+        ("   ", 1.0, 0, "the prompt is empty"),
+        ("a tone", -1.0, 0, "duration must be more than 0 and at most 30 seconds, got -1"),
+        ("a tone", 0.0, 0, "duration must be more than 0"),
+        ("a tone", 31.0, 0, "at most 30 seconds, got 31"),
+        ("a tone", None, 0, "duration is empty"),
+        ("a tone", float("nan"), 0, "duration must be a finite number"),
+        ("a tone", 1.0, -3, "seed must be a whole number >= 0"),
+        ("a tone", 1.0, 1.5, "seed must be a whole number"),
+    ],
+)
+def test_bad_requests_are_named(prompt, duration, seed, message):
+    with pytest.raises(DemoError, match=message):
+        check_request(prompt, duration, seed, max_duration=30.0)
+
+
+def test_a_good_request_and_an_empty_seed():
+    assert check_request(" a tone ", 2, 7, 30.0) == ("a tone", 2.0, 7)
+    assert check_request("a tone", 2.5, None, 30.0) == ("a tone", 2.5, None)
+
+
+def test_each_backend_gets_its_own_sampling_controls(default_models):
+    controls = {"top_k": 20.0, "top_p": 0.5, "temperature": 0.8, "cfg_coef": 3.0, "steps": 12.0, "cfg_rescale": 0.5}
+    lm = default_models.get("lm (default)")
+    ldm = default_models.get("ldm (default-ldm)")
+    assert sampling_arguments(lm, controls) == {"top_k": 20, "top_p": 0.5, "temperature": 0.8, "cfg_coef": 3.0}
+    assert sampling_arguments(ldm, controls) == {"steps": 12, "cfg_coef": 3.0, "cfg_rescale": 0.5}
+    assert isinstance(sampling_arguments(lm, controls)["top_k"], int)
+    with pytest.raises(DemoError, match="top k must be a whole number"):
+        sampling_arguments(lm, {**controls, "top_k": 2.5})
+    assert lm.sampling_defaults()["top_k"] == 20 and ldm.sampling_defaults()["steps"] == 25
+    assert ldm.max_duration == 4.0 and lm.max_duration is None  # diffusion has a window; the LM extends
+
+
+def test_generate_clip_writes_the_requested_duration(default_models, tmp_path):
+    import soundfile as sf
+
+    controls = {"top_k": 20, "top_p": 0.0, "temperature": 0.8, "cfg_coef": 3.0}
+    path, image, status = generate_clip(default_models, tmp_path, "lm (default)", "a high sine tone at 880 Hz", 0.5,
+                                        0, controls)
+    info = sf.info(path)
+    assert info.samplerate == 16000 and info.frames == 8000
+    assert image.ndim == 3 and image.shape[2] == 3 and image.dtype.name == "uint8"
+    assert "lm (default): 0.50 s at 16000 Hz" in status and "seed 0" in status
+    again, _, _ = generate_clip(default_models, tmp_path, "lm (default)", "a high sine tone at 880 Hz", 0.5, 0,
+                                controls)
+    assert again != path and sf.read(again)[0].tolist() == sf.read(path)[0].tolist()  # the seed reproduces it
+
+
+def test_the_model_refusals_and_the_window_reach_the_user(default_models, tmp_path):
+    controls = {"top_k": 20, "top_p": 2.0, "temperature": 0.8, "cfg_coef": 3.0}
+    with pytest.raises(ValueError, match=r"top_p must be a number in \[0, 1\]"):
+        generate_clip(default_models, tmp_path, "lm (default)", "a tone", 0.5, 0, controls)
+    with pytest.raises(DemoError, match="at most 4 seconds"):  # the diffusion model's window
+        generate_clip(default_models, tmp_path, "ldm (default-ldm)", "a tone", 5.0, 0, {"steps": 2})
+    with pytest.raises(DemoError, match="choose a model"):
+        generate_clip(default_models, tmp_path, "nope", "a tone", 1.0, 0, {})
+
+
+def test_without_gradio_serve_names_the_extra(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "gradio", None)  # import gradio -> ImportError
+    assert cli.main(["serve", "--model", "default"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"tokenlm serve: error: tokenlm serve needs gradio, an optional extra: {INSTALL_HINT}"
+
+
+def test_bad_serve_options_are_one_line_errors(capsys):
+    assert cli.main(["serve", "--concurrency", "0"]) == 2
+    assert "--concurrency must be >= 1" in capsys.readouterr().err
+
+
+def test_the_cli_imports_neither_gradio_nor_torch():
+    code = "import sys, tokenlm.cli as c; c.build_parser(); print(sorted({'gradio', 'torch'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+# ------------------------------------------------------------------------------------ the page, in Chromium
+def _browser_or_skip():
+    """``playwright.sync_api`` when the browser test can run; else a skip (or a failure where it is required)."""
+    missing = []
+    if not Path(CHROMIUM).is_file():
+        missing.append(f"chromium ({CHROMIUM}; apt-get install chromium)")
+    for module in ("gradio", "playwright"):
+        try:
+            __import__(module)
+        except ImportError:
+            missing.append(f"{module} (pip install -e '.[dev]')")
+    if missing:
+        reason = f"the browser test needs {', '.join(missing)}"
+        if REQUIRED:
+            pytest.fail(f"TOKENLM_REQUIRE_BROWSER=1 but {reason}")
+        pytest.skip(reason)
+    from playwright import sync_api
+
+    return sync_api
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture()
+def demo_server(tmp_path):
+    """``tokenlm serve --model default`` on a free port of 127.0.0.1; yields its URL."""
+    port = _free_port()
+    log = (tmp_path / "serve.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tokenlm.cli", "serve", "--model", "default", "--host", "127.0.0.1", "--port",
+         str(port), "--max-duration", "10"], stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"tokenlm serve exited ({process.returncode}): {(tmp_path / 'serve.log').read_text()}")
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"tokenlm serve did not answer in 180 s: {(tmp_path / 'serve.log').read_text()}")
+            time.sleep(1)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+DECODE = """async (src) => {
+    const response = await fetch(src);
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    let binary = "";
+    for (let i = 0; i < bytes.length; i += 8192) binary += String.fromCharCode(...bytes.subarray(i, i + 8192));
+    const context = new OfflineAudioContext(1, 1, 16000);
+    const decoded = await context.decodeAudioData(bytes.buffer.slice(0));
+    return {base64: btoa(binary), seconds: decoded.duration};
+}"""
+
+
+def test_the_page_generates_plays_and_shows_errors(demo_server, tmp_path):
+    sync_api = _browser_or_skip()
+    import soundfile as sf
+
+    duration = 1.0
+    frame_s = 1 / 50  # one frame of the shipped codec
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(demo_server, wait_until="domcontentloaded")
+            page.locator("#prompt textarea").fill("a high sine tone at 880 Hz")
+            page.locator("#duration input").fill(str(duration))
+            page.locator("#generate").click()
+            audio = page.locator("#audio audio[src]").first  # the player's <audio> (inside its shadow root)
+            audio.wait_for(state="attached", timeout=180_000)
+            audio.evaluate("a => a.readyState >= 1 || new Promise(r => a.addEventListener('loadedmetadata', r))")
+            element_seconds = audio.evaluate("a => a.duration")
+            assert audio.evaluate("a => a.canPlayType('audio/wav')") != ""
+            decoded = page.evaluate(DECODE, audio.get_attribute("src"))
+            wav, rate = sf.read(io.BytesIO(base64.b64decode(decoded["base64"])))
+            assert rate == 16000
+            for seconds in (len(wav) / rate, decoded["seconds"], element_seconds):
+                assert abs(seconds - duration) <= frame_s, (seconds, duration)
+            page.get_by_text("lm (default): 1.00 s at 16000 Hz").wait_for(timeout=30_000)
+            assert page.locator("#spectrogram img").count() == 1
+            assert page.locator("#download a").count() >= 1
+            page.screenshot(path=str(tmp_path / "demo.png"), full_page=True)
+
+            for bad, message in (("", "the prompt is empty"), ("-1", "duration must be more than 0")):
+                if bad == "":
+                    page.locator("#prompt textarea").fill("")
+                else:
+                    page.locator("#prompt textarea").fill("a high sine tone at 880 Hz")
+                    page.locator("#duration input").fill(bad)
+                page.locator("#generate").click()
+                page.get_by_text(message).first.wait_for(state="visible", timeout=30_000)
+                text = page.inner_text("body")
+                assert "Traceback" not in text and 'File "' not in text, text
+            page.wait_for_timeout(1000)  # the message fades in
+            page.screenshot(path=str(tmp_path / "demo_error.png"), full_page=True)
+        finally:
+            browser.close()
+    print(f"screenshots: {tmp_path / 'demo.png'}, {tmp_path / 'demo_error.png'}")
+    if os.environ.get("TOKENLM_SCREENSHOTS"):
+        for name in ("demo.png", "demo_error.png"):
+            shutil.copy(tmp_path / name, Path(os.environ["TOKENLM_SCREENSHOTS"]) / name)
