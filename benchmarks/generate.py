@@ -3,7 +3,11 @@
 Both sides generate one sample with classifier-free guidance (effective batch 2), top-k 250, temperature 1,
 ``--steps`` decoder steps over 4 codebooks x 2048 codes (delay pattern), cross-attending to a 16-token
 condition. transformers runs a randomly initialised ``MusicgenForCausalLM``; tokenlm runs an ``LMModel`` holding
-the very same weights (copied over and checked logit for logit), so the two do identical arithmetic.
+the very same weights (copied over and checked logit for logit), so the two do identical arithmetic in float32.
+
+tokenlm runs in the dtype ``TextToAudio.from_pretrained`` picks by default (``--dtype auto``: bf16 weights on a CPU
+with AVX-512 BF16 or AMX, float32 elsewhere). It is compared with transformers at its default float32, and, when
+that dtype is bf16, also with transformers cast to bf16 (what a user who knows the trick would run).
 
 Usage::
 
@@ -19,6 +23,7 @@ printed tables in ``reports.py``. See benchmarks/README.md for what every number
 from __future__ import annotations
 
 import argparse
+import copy
 import functools
 import gc
 import json
@@ -44,6 +49,7 @@ from probes import (
 from transformers import MusicgenForCausalLM
 
 from conditioners.base import Condition
+from tokenlm.common.device import cpu_has_native_bf16, weight_dtype
 from tokenlm.lm.generate import generate_codes
 from tokenlm.lm.model import LMConfig, LMModel
 from tokenlm.lm.patterns import build_pattern
@@ -55,8 +61,10 @@ CONDITION_LENGTH = 16
 TOP_K = 250
 CFG_COEF = 3.0
 WARMUP_STEPS = 8
-#: tokenlm must be at least this many times faster than transformers
-SPEED_TARGETS = {"tiny": 3.0, "small": 2.0}
+#: tokenlm (default dtype) must be at least this many times faster than transformers in float32
+SPEED_TARGETS = {"tiny": 4.0, "small": 3.0}
+#: ... and this many times faster than transformers cast to the same (bf16) dtype
+SAME_DTYPE_TARGET = 1.5
 #: peak extra memory of a generation over weights + KV cache must stay below this
 MEMORY_TARGET = 1.5
 
@@ -127,22 +135,25 @@ def warm_up(runners: dict[str, tuple[torch.nn.Module, Callable[[int], torch.Tens
             raise RuntimeError(f"{name} made {calls} decoder calls for {WARMUP_STEPS} steps")
 
 
-def bench_size(name: str, steps: int, repeats: int) -> tuple[dict[str, Timing], LMModel, Condition, Condition]:
-    """Build both models of size ``name``, warm them up, and time ``repeats`` generations of each."""
+def bench_size(name: str, steps: int, repeats: int, dtype: torch.dtype
+               ) -> tuple[dict[str, Timing], LMModel, Condition, Condition]:
+    """Build both models of size ``name`` (tokenlm's in ``dtype``; transformers' in float32 and, when ``dtype`` is
+    bf16, also a bf16 copy), warm them up, and time ``repeats`` generations of each."""
     hf = build_hf(SIZES[name])
     lm = lm_from_hf(hf)
     cond, null = conditions(lm.config.dim)
     reference.check_same_logits(lm, hf, cond.embeds)
-    warm_up(
-        {
-            "tokenlm": (lm, lambda n: tokenlm_generate(lm, cond, null, n)),
-            "transformers": (hf.model.decoder, lambda n: hf_generate(hf, cond, n)),
-        }
-    )
-    runs = {
-        "tokenlm": lambda: tokenlm_generate(lm, cond, null, steps),
-        "transformers": lambda: hf_generate(hf, cond, steps),
+    lm = lm.to(dtype)
+    sides = {
+        "tokenlm": (lm, lambda n: tokenlm_generate(lm, cond, null, n)),
+        "transformers": (hf.model.decoder, lambda n: hf_generate(hf, cond, n)),
     }
+    if dtype != torch.float32:
+        hf_low = copy.deepcopy(hf).to(dtype)
+        cond_low = Condition(cond.embeds.to(dtype), cond.mask)
+        sides["transformers_same_dtype"] = (hf_low.model.decoder, lambda n: hf_generate(hf_low, cond_low, n))
+    warm_up(sides)
+    runs = {side: functools.partial(run, steps) for side, (_, run) in sides.items()}
     return time_interleaved(runs, repeats, lambda side, codes: check_output(side, codes, steps)), lm, cond, null
 
 
@@ -163,8 +174,9 @@ def weight_bytes_per_step(lm: LMModel) -> int:
 
 
 def kv_cache_bytes(lm: LMModel, steps: int, batch: int = 2) -> int:
-    """Self-attention keys and values of ``steps`` steps for ``batch`` rows (float32)."""
-    return 2 * lm.config.num_layers * batch * steps * lm.config.dim * 4
+    """Self-attention keys and values of ``steps`` steps for ``batch`` rows (in the LM's dtype)."""
+    itemsize = next(lm.parameters()).element_size()
+    return 2 * lm.config.num_layers * batch * steps * lm.config.dim * itemsize
 
 
 def weight_bytes(lm: LMModel) -> int:
@@ -227,6 +239,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3, help="timed generations per side (best one counts)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 50 steps, 1 repeat")
     parser.add_argument("--profile", action="store_true", help="profile one small-size tokenlm generation")
+    parser.add_argument("--dtype", choices=("auto", "float32", "bfloat16"), default="auto",
+                        help="tokenlm's dtype (default auto: what from_pretrained picks on this CPU)")
     parser.add_argument("--memory-probe", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
@@ -247,16 +261,23 @@ def main(argv: list[str] | None = None) -> None:
     if args.memory_probe:
         print(json.dumps(memory_probe(args.steps)))
         return
+    dtype = weight_dtype(args.dtype, torch.device("cpu"))
     print(
         f"batch 1 + CFG {CFG_COEF:g} (effective batch 2), top-k {TOP_K}, temperature 1, {args.steps} steps, "
         f"{NUM_CODEBOOKS} x {CARDINALITY} codes, {CONDITION_LENGTH}-token condition, {args.threads} threads, "
         f"best of {args.repeats}; torch {torch.__version__}, transformers {transformers.__version__}"
     )
+    print(f"CPU: {reports.cpu_name()}; native bf16 (AVX-512 BF16 / AMX): {'yes' if cpu_has_native_bf16() else 'no'}; "
+          f"tokenlm dtype: {str(dtype).removeprefix('torch.')} (--dtype {args.dtype})")
     warn_if_busy("before the run")
     reports.print_speed_header()
     for name in args.sizes:
-        timings, lm, cond, null = bench_size(name, args.steps, args.repeats)
+        timings, lm, cond, null = bench_size(name, args.steps, args.repeats, dtype)
         steps_per_s = reports.print_speed(name, timings, args.steps, SPEED_TARGETS[name])
+        if "transformers_same_dtype" in timings:
+            same = {"tokenlm": timings["tokenlm"], "transformers": timings["transformers_same_dtype"]}
+            reports.print_speed(f"{name} vs transformers in {str(dtype).removeprefix('torch.')}", same, args.steps,
+                                SAME_DTYPE_TARGET, label_only=True)
         if name == "small":
             reports.print_floor(weight_bytes_per_step(lm), kv_cache_bytes(lm, args.steps), steps_per_s)
             reports.print_memory(run_memory_probe(args.steps, args.threads), MEMORY_TARGET)

@@ -22,12 +22,29 @@ def print_speed_header() -> None:
     print(ROW.format("size", "steps/s", "(median)", "steps/s", "(median)", "ratio", "target"))
 
 
-def print_speed(name: str, timings: dict[str, Timing], steps: int, target: float) -> float:
+def cpu_name() -> str:
+    """The CPU's model name (from /proc/cpuinfo), so figures from different machines can be told apart."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def print_speed(name: str, timings: dict[str, Timing], steps: int, target: float, label_only: bool = False) -> float:
     """One table row: best (and median) steps/s of both sides and their ratio against ``target``; returns tokenlm's
-    best steps/s."""
+    best steps/s. ``label_only``: ``name`` is printed on a line of its own above the row (a long label)."""
     ours, theirs = timings["tokenlm"], timings["transformers"]
     ratio = ours.steps_per_s(steps) / theirs.steps_per_s(steps)
     verdict = "ok" if ratio >= target else "MISSED"
+    if label_only:
+        print(f"  {name}:")
+        name = ""
     print(
         ROW.format(
             name,

@@ -101,7 +101,7 @@ def test_load_generate_and_convert(tmp_path: Path, tiny_t5_dir: Path, codec_dir:
     codes = backend.generate_tokens(prompts, 0.2, SamplingParams(temperature=0.0))
     assert codes.shape == (2, N_Q, 10)
     out = convert_audiocraft(src, tmp_path / "converted", t5=tiny_t5_dir, encodec=codec_dir)
-    model = TextToAudio.from_pretrained(out)
+    model = TextToAudio.from_pretrained(out, dtype="float32")  # exact: the direct load is float32
     again = model.backend.generate_tokens(prompts, 0.2, SamplingParams(temperature=0.0))
     assert torch.equal(codes, again)
 
@@ -229,7 +229,7 @@ def test_release_folder_loads_from_the_local_hf_cache(
     _cache_repo(cache, "facebook/encodec_32khz", codec_dir)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
     src = write_checkpoint(tmp_path / "musicgen", cfg=xp_cfg("t5-base"))
-    model = TextToAudio.from_pretrained(src)
+    model = TextToAudio.from_pretrained(src, dtype="float32")  # exact: the direct load is float32
     direct = load_audiocraft(src, t5=tiny_t5_dir, encodec=codec_dir)
     audio = model.generate("soft rain", duration=0.2, temperature=0.0, return_codes=True)
     expected = direct.generate_tokens([{"description": "soft rain"}], 0.2, SamplingParams(temperature=0.0))

@@ -23,7 +23,9 @@ from tokenlm.audio import (
     write_audio,
 )
 from tokenlm.backends import get_backend_class
+from tokenlm.common.backend import Backend
 from tokenlm.common.checkpoint import CONFIG_NAME, CheckpointError, read_config
+from tokenlm.common.device import check_dtype
 from tokenlm.defaults import default_model_path, is_default_name, restore_hint
 
 Prompt = str | dict[str, Any]
@@ -154,19 +156,26 @@ class TextToAudio:
         self.backend = backend
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, device: str | torch.device | None = None) -> TextToAudio:
+    def from_pretrained(
+        cls, path: str | Path, device: str | torch.device | None = None, dtype: str | torch.dtype = "auto"
+    ) -> TextToAudio:
         """Load a tokenlm checkpoint folder, or convert on the fly a transformers MusicGen folder or an audiocraft
         MusicGen / AudioGen release (its T5 and, for ``{"pretrained": ...}`` codecs, its EnCodec come from the local
         Hugging Face cache; ``tokenlm convert audiocraft --t5 --encodec`` takes explicit folders), or run a local
         diffusers AudioLDM 2 / Stable Audio pipeline folder with the ``diffusers`` backend. ``"default"`` (the token LM)
-        and ``"default-ldm"`` (latent diffusion) are the models shipped in the package (see ``tokenlm.defaults``)."""
+        and ``"default-ldm"`` (latent diffusion) are the models shipped in the package (see ``tokenlm.defaults``).
+
+        ``dtype`` is the inference dtype of the generator network (the LM or the DiT): ``"auto"`` (bf16 weights on a
+        CPU with native bf16 (AVX-512 BF16 or AMX), bf16 autocast on CUDA, float32 elsewhere), ``"float32"`` or
+        ``"bfloat16"``. Sampling stays in float32; diffusers pipelines run in float32."""
+        dtype = check_dtype(dtype)
         if is_default_name(path) and not Path(path).exists():
-            return cls._load_default(str(path), device)
+            return cls._load_default(str(path), device, dtype)
         if not isinstance(path, (str, Path)) or not str(path) or "\x00" in str(path):
             raise FileNotFoundError(f"model path must name a folder (or 'default' / 'default-ldm'), got {path!r}")
         path = Path(path)
         try:
-            return cls._load_folder(path, device)
+            return cls._load_folder(path, device, dtype)
         except (CheckpointError, FileNotFoundError):
             raise
         except Exception as error:  # a config or weights the backends cannot build a model from
@@ -177,14 +186,17 @@ class TextToAudio:
             ) from error
 
     @classmethod
-    def _load_folder(cls, path: Path, device: str | torch.device | None) -> TextToAudio:
+    def _load_folder(cls, path: Path, device: str | torch.device | None, dtype: str = "auto") -> TextToAudio:
         """What :meth:`from_pretrained` loads from a folder (a default name already resolved)."""
         if (path / "model_index.json").is_file():  # a diffusers pipeline folder
+            if dtype == "bfloat16":
+                raise ValueError(f"dtype='bfloat16' is for tokenlm's lm and ldm backends; the diffusers pipeline in "
+                                 f"{str(path)!r} runs in float32 (use dtype 'auto' or 'float32')")
             return cls(get_backend_class("diffusers").from_pretrained(path, device=device))
         if (path / "state_dict.bin").is_file() and not (path / "config.json").exists():  # an audiocraft release
             from tokenlm.convert.audiocraft_lm import load_audiocraft
 
-            return cls(load_audiocraft(path, device=device))
+            return cls(load_audiocraft(path, device=device).set_dtype(dtype))
         if path.is_dir() and not (path / "config.json").exists():
             raise CheckpointError(
                 f"{str(path)!r} is not a checkpoint folder: it has no config.json (tokenlm loads a tokenlm checkpoint "
@@ -196,16 +208,20 @@ class TextToAudio:
             from tokenlm.convert.musicgen_hf import load_musicgen_hf
 
             backend = load_musicgen_hf(path)
-            return cls(backend.to(device) if device is not None else backend)
+            return cls((backend.to(device) if device is not None else backend).set_dtype(dtype))
         backend_class = get_backend_class(str(config.get("backend", "lm")))
+        if isinstance(backend_class, type) and issubclass(backend_class, Backend):
+            return cls(backend_class.from_pretrained(path, device=device, dtype=dtype))
+        if dtype == "bfloat16":  # a plugin backend of its own kind decides its precision itself
+            raise ValueError(f"dtype='bfloat16' is for tokenlm's lm and ldm backends, not {config.get('backend')!r}")
         return cls(backend_class.from_pretrained(path, device=device))
 
     @classmethod
-    def _load_default(cls, name: str, device: str | torch.device | None) -> TextToAudio:
+    def _load_default(cls, name: str, device: str | torch.device | None, dtype: str = "auto") -> TextToAudio:
         """A shipped default model; a damaged asset is named with how to restore it."""
         directory = default_model_path(name)
         try:
-            return cls.from_pretrained(directory, device=device)
+            return cls.from_pretrained(directory, device=device, dtype=dtype)
         except (CheckpointError, OSError, ValueError, KeyError, RuntimeError) as error:
             raise CheckpointError(
                 f"the shipped default model {name!r} in {str(directory)!r} could not be loaded: {error}; "

@@ -31,7 +31,8 @@ def _generate(args: argparse.Namespace) -> int:
     if args.model and args.backend:
         raise ValueError(f"--backend {args.backend} picks a shipped default model; it does not apply with --model")
     save_options = _save_options(args)  # bad output options fail before the model loads
-    model = TextToAudio.from_pretrained(args.model or DEFAULT_FOR_BACKEND[args.backend or "lm"], device=args.device)
+    model = TextToAudio.from_pretrained(args.model or DEFAULT_FOR_BACKEND[args.backend or "lm"], device=args.device,
+                                        dtype=args.dtype)
     audio = model.generate(
         args.prompt,
         args.duration,
@@ -45,6 +46,13 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_dtype(parser: argparse.ArgumentParser) -> None:
+    """``--dtype``: the generator network's inference dtype (``TextToAudio.from_pretrained(..., dtype=...)``)."""
+    parser.add_argument("--dtype", choices=("auto", "float32", "bfloat16"), default="auto",
+                        help="inference dtype of the LM / DiT: auto (default: bf16 weights on a CPU with AVX-512 BF16 "
+                             "or AMX, bf16 autocast on CUDA, float32 elsewhere), float32 or bfloat16")
+
+
 def _sampling_args(args: argparse.Namespace) -> dict:
     """The sampling options given on the command line (the others keep the model backend's defaults)."""
     names = {"top_k": "top_k", "top_p": "top_p", "temperature": "temperature", "cfg": "cfg_coef",
@@ -56,7 +64,7 @@ def _edit(args: argparse.Namespace) -> int:
     from tokenlm.api import TextToAudio
 
     save_options = _save_options(args)  # bad output options fail before the model loads
-    model = TextToAudio.from_pretrained(args.model, device=args.device)
+    model = TextToAudio.from_pretrained(args.model, device=args.device, dtype=args.dtype)
     mask = None
     if args.mask is not None:
         start, _, end = args.mask.partition(":")
@@ -205,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--negative-prompt", default=None,
                      help="what guidance steers away from, for every prompt (diffusers pipeline folders)")
     gen.add_argument("--device", default=None, help="torch device, e.g. cuda (default: cpu)")
+    _add_dtype(gen)
     gen.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_output_options(gen)
@@ -226,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     edit.add_argument("--out", default="edit.wav", help="output file")
     edit.add_argument("--seed", type=int, default=None, help="seed for reproducible output")
     edit.add_argument("--device", default=None, help="torch device, e.g. cuda (default: cpu)")
+    _add_dtype(edit)
     _add_output_options(edit)
     edit.set_defaults(func=_edit)
 

@@ -23,6 +23,7 @@ from tokenlm.common.checkpoint import (
     save_weights,
     write_config,
 )
+from tokenlm.common.device import check_dtype, uses_autocast, weight_dtype
 from tokenlm.common.hf import quiet_hf_loading
 
 CODEC_DIR = "codec"
@@ -46,6 +47,8 @@ class Backend(nn.Module, ABC):
     sampling_class: Any = None
     #: the model's own sampling defaults (saved as ``"sampling"`` in config.json, like a ``generation_config``)
     sampling_defaults: dict[str, Any] = {}
+    #: the inference dtype (:meth:`set_dtype`); ``auto`` until set: the weights as built, bf16 autocast on CUDA
+    dtype_name: str = "auto"
 
     def check_sampling_defaults(self, sampling: dict[str, Any] | None) -> dict[str, Any]:
         """Validated model sampling defaults (ValueError naming an unknown parameter or a bad value)."""
@@ -90,6 +93,34 @@ class Backend(nn.Module, ABC):
                 "trained without (cfg_dropout=0); use cfg_coef=1"
             )
 
+    # ---------------------------------------------------------------- inference dtype
+    @abstractmethod
+    def generator_module(self) -> nn.Module:
+        """The network that runs once per generation step (the LM, the DiT): what :meth:`set_dtype` casts."""
+
+    def set_dtype(self, dtype: str | torch.dtype = "auto") -> Backend:
+        """Choose the inference dtype: ``float32``, ``bfloat16`` or ``auto`` (bf16 weights on a CPU with native bf16,
+        bf16 autocast on CUDA, float32 elsewhere; see :func:`tokenlm.common.device.weight_dtype`).
+
+        Only the generator network changes; the codec and the conditioners stay float32, and sampling (softmax,
+        top-k / top-p, guidance, the diffusion scheduler) runs in float32 on its outputs. Checkpoints are saved in
+        float32 whatever is chosen. Returns ``self``.
+        """
+        name = check_dtype(dtype)
+        self.generator_module().to(weight_dtype(name, self.device))
+        self.dtype_name = name
+        return self
+
+    @property
+    def generator_dtype(self) -> torch.dtype:
+        """The dtype of the generator network's weights (bfloat16 after :meth:`set_dtype` on a bf16 CPU)."""
+        return next(self.generator_module().parameters()).dtype
+
+    @property
+    def autocast_enabled(self) -> bool:
+        """Whether generation runs under bf16 autocast (CUDA, unless the dtype is ``float32``)."""
+        return uses_autocast(self.dtype_name, self.device)
+
     # ---------------------------------------------------------------- persistence
     @abstractmethod
     def model_config(self) -> dict[str, Any]:
@@ -130,7 +161,12 @@ class Backend(nn.Module, ABC):
             asset_dir = directory / CONDITIONERS_DIR / name
             asset_dir.mkdir(parents=True, exist_ok=True)
             conditioner.save_assets(asset_dir)
-        save_weights(self.weights_module(), directory / WEIGHTS_NAME)
+        generator, dtype = self.generator_module(), self.generator_dtype
+        generator.float()  # checkpoints are float32 whatever the inference dtype (bf16 -> fp32 -> bf16 is exact)
+        try:
+            save_weights(self.weights_module(), directory / WEIGHTS_NAME)
+        finally:
+            generator.to(dtype)
         write_config(directory, self.config())  # last: a folder with config.json is complete
         return directory
 
@@ -146,8 +182,14 @@ class Backend(nn.Module, ABC):
         return tuple(prefixes)
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, device: str | torch.device | None = None) -> Backend:
-        """Load a checkpoint folder written by :meth:`save_pretrained`."""
+    def from_pretrained(
+        cls, directory: str | Path, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None
+    ) -> Backend:
+        """Load a checkpoint folder written by :meth:`save_pretrained`, on ``device``; with ``dtype``, for inference
+        in it (:meth:`set_dtype`; ``TextToAudio.from_pretrained`` passes ``"auto"``). Without, the weights stay
+        float32, as training and packing need them."""
+        if dtype is not None:
+            check_dtype(dtype)
         directory = Path(directory)
         config = read_config(directory)
         check_format(config, directory)
@@ -162,7 +204,7 @@ class Backend(nn.Module, ABC):
         backend.eval()
         if device is not None:
             backend.to(device)
-        return backend
+        return backend.set_dtype(dtype) if dtype is not None else backend
 
 
 #: a conditioner entry's ``"encoder"`` value when its frozen encoder comes from an installed package (not the folder)

@@ -3,23 +3,76 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 
 import torch
 
+#: what ``from_pretrained(..., dtype=...)`` and ``--dtype`` accept
+DTYPES = ("auto", "float32", "bfloat16")
+#: /proc/cpuinfo flags of x86 CPUs that multiply bf16 matrices natively (AVX-512 BF16, AMX)
+NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
-def autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA (where bf16 is supported); a no-op context elsewhere."""
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+
+def autocast(device: torch.device, enabled: bool = True) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA (where bf16 is supported and ``enabled``); a no-op context elsewhere."""
+    if enabled and device.type == "cuda" and torch.cuda.is_bf16_supported():
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
-def compute_dtype(device: torch.device, param_dtype: torch.dtype) -> torch.dtype:
+def compute_dtype(device: torch.device, param_dtype: torch.dtype, autocast_enabled: bool = True) -> torch.dtype:
     """The dtype activations (and KV caches) have under :func:`autocast` on ``device``."""
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+    if autocast_enabled and device.type == "cuda" and torch.cuda.is_bf16_supported():
         return torch.bfloat16
     return param_dtype
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """True on a CPU that multiplies bf16 matrices in hardware (AVX-512 BF16 or AMX, read from /proc/cpuinfo).
+
+    ``TOKENLM_CPU_BF16=1`` / ``0`` overrides the detection (for tests, or a CPU the flags misdescribe). Elsewhere
+    (no /proc/cpuinfo, or no such flag) bf16 would be emulated and slower than float32, so the answer is False.
+    """
+    forced = os.environ.get("TOKENLM_CPU_BF16")
+    if forced in ("0", "1"):
+        return forced == "1"
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("flags"):
+                    return bool(NATIVE_BF16_FLAGS & set(line.split(":", 1)[1].split()))
+    except OSError:
+        pass
+    return False
+
+
+def check_dtype(dtype: object) -> str:
+    """``dtype`` as one of :data:`DTYPES` (a ``torch.dtype`` float32 / bfloat16 is accepted too)."""
+    names = {torch.float32: "float32", torch.bfloat16: "bfloat16"}
+    name = names.get(dtype, dtype) if isinstance(dtype, torch.dtype) else dtype
+    if name not in DTYPES:
+        raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
+    return str(name)
+
+
+def weight_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """The dtype a generator network's weights take for inference under ``dtype`` on ``device``.
+
+    On a CPU, ``bfloat16`` (and ``auto`` where the CPU has native bf16) casts the weights: a decode step reads every
+    weight once, so halving their bytes and using the bf16 dot-product instructions is what makes it fast. On CUDA
+    the weights stay float32 and bf16 comes from autocast (see :func:`uses_autocast`).
+    """
+    dtype = check_dtype(dtype)
+    if device.type != "cpu" or dtype == "float32":
+        return torch.float32
+    return torch.bfloat16 if dtype == "bfloat16" or cpu_has_native_bf16() else torch.float32
+
+
+def uses_autocast(dtype: str, device: torch.device) -> bool:
+    """Whether inference under ``dtype`` on ``device`` runs in bf16 autocast (CUDA, unless ``float32``)."""
+    return device.type == "cuda" and check_dtype(dtype) != "float32"
 
 
 def available_memory(device: torch.device) -> int:

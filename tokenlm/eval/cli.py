@@ -83,7 +83,8 @@ def run_eval(args: argparse.Namespace) -> int:
         given = {"top_k": args.top_k, "temperature": args.temperature, "cfg_coef": args.cfg}
         sampling = {name: value for name, value in given.items() if value is not None}
         started = time.perf_counter()
-        generated = generate_clips(args.model, captions, duration, args.seed, args.batch_size, args.device, sampling)
+        generated = generate_clips(args.model, captions, duration, args.seed, args.batch_size, args.device, sampling,
+                                   args.dtype)
         seconds = time.perf_counter() - started  # model loading included: what a user waits for
         generation = {"clips": len(captions), "duration_s": duration, "wall_s": round(seconds, 2),
                       "seconds_per_audio_second": round(seconds / max(len(captions) * duration, 1e-9), 4),
@@ -145,6 +146,8 @@ def add_eval_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentPa
     parser.add_argument("--classifier", metavar="panns=DIR", help="KL and Inception Score with a local classifier")
     parser.add_argument("--clap", metavar="DIR", help="CLAP score with a local ClapModel folder")
     parser.add_argument("--device", default=None, help="torch device for generation")
+    parser.add_argument("--dtype", choices=("auto", "float32", "bfloat16"), default="auto",
+                        help="inference dtype of the model under test (see tokenlm generate --dtype)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     parser.set_defaults(func=run_eval)
     return parser

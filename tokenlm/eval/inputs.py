@@ -82,13 +82,14 @@ def match_audio(directory: str | Path, entries: Sequence[dict[str, Any]] | None,
 
 def generate_clips(model_dir: str | Path, captions: Sequence[str], duration: float, seed: int = 0,
                    batch_size: int = 8, device: str | None = None,
-                   sampling: dict[str, Any] | None = None) -> list[tuple[np.ndarray, int]]:
-    """Generate ``duration`` seconds per caption with ``TextToAudio.from_pretrained(model_dir)``, in batches."""
+                   sampling: dict[str, Any] | None = None, dtype: str = "auto") -> list[tuple[np.ndarray, int]]:
+    """Generate ``duration`` seconds per caption with ``TextToAudio.from_pretrained(model_dir, dtype=dtype)``, in
+    batches."""
     from tokenlm.api import TextToAudio
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    model = TextToAudio.from_pretrained(model_dir, device=device)
+    model = TextToAudio.from_pretrained(model_dir, device=device, dtype=dtype)
     clips = []
     for start in range(0, len(captions), batch_size):
         batch = list(captions[start:start + batch_size])

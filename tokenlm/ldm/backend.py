@@ -9,13 +9,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from conditioners.base import Condition, Conditioner
 from conditioners.dropout import DropoutDraw
 from conditioners.provider import ConditioningProvider
 from tokenlm.codecs import Codec
 from tokenlm.common.backend import Backend, load_components
+from tokenlm.common.device import autocast
+from tokenlm.common.progress import progress_bar
 from tokenlm.ldm.diffusion import NUM_TRAIN_TIMESTEPS, DiffusionParams, denoise, make_scheduler, v_target
 from tokenlm.ldm.dit import DiT, DiTConfig
 from tokenlm.ldm.latents import LatentNormalizer
@@ -247,11 +248,16 @@ class LDMBackend(Backend):
         ``context`` ``[B, D + 1, T]`` for a DiT that reads one)."""
         cond = self.condition_tokens(attributes)
         null = self.condition_tokens(attributes, null=True) if params.uses_cfg and cond is not None else None
-        model = self.dit
-        if context is not None:
+        dtype, device, use_autocast = self.generator_dtype, self.device, self.autocast_enabled
 
-            def model(x: torch.Tensor, t: torch.Tensor, c: Condition | None) -> torch.Tensor:
-                return self.dit(x, t, c, context.repeat(x.shape[0] // context.shape[0], 1, 1))  # CFG: 2B rows
+        def model(x: torch.Tensor, t: torch.Tensor, c: Condition | None) -> torch.Tensor:
+            """The DiT in its own dtype (bf16 weights: bf16 inputs); the scheduler gets float32 back."""
+            ctx = None if context is None else context.repeat(x.shape[0] // context.shape[0], 1, 1)  # CFG: 2B rows
+            if dtype != torch.float32:
+                x, c = x.to(dtype), (c.to(device, dtype) if c is not None else None)
+                ctx = ctx.to(dtype) if ctx is not None else None
+            with autocast(device, use_autocast):
+                return self.dit(x, t, c, ctx).float()
 
         return denoise(model, x, cond, null, params, start=start, generator=generator, after_step=after_step,
                        callback=callback)
@@ -275,14 +281,17 @@ class LDMBackend(Backend):
         generator = self.generator_for(seed)
         frames = self.frames_for(self.max_duration if self.uses_timing else duration)
         x = self.initial_noise(len(attributes), frames, generator)
-        with tqdm(total=params.steps, disable=not progress, desc="diffusion") as bar:
+        bar = progress_bar(total=params.steps, disable=not progress, desc="diffusion", unit="steps")
 
-            def step_done(done: int, total: int) -> None:
-                bar.update(1)
-                if callback is not None:
-                    callback(done, total)
+        def step_done(done: int, total: int) -> None:
+            bar.update(1)
+            if callback is not None:
+                callback(done, total)
 
+        try:
             latent = self.sample_latents(attributes, x, params, generator=generator, callback=step_done)
+        finally:
+            bar.close()
         return self.decode(latent)[..., : round(duration * self.sample_rate)]
 
     # ---------------------------------------------------------------- persistence
@@ -294,6 +303,9 @@ class LDMBackend(Backend):
             "mask_prob": self.mask_prob,
             "sampling": self.sampling_defaults,
         }
+
+    def generator_module(self) -> nn.Module:
+        return self.dit
 
     def weights_module(self) -> nn.Module:
         """Everything in ``model.safetensors``: DiT, conditioners and latent statistics."""

@@ -136,7 +136,7 @@ class LMBackend(Backend):
             pattern = build_pattern(self.pattern_kind, self.lm.config.num_codebooks, frames, self.delays)
             return generate_codes(
                 self.lm, pattern, condition, null, params, batch_size=len(attributes), prompt=context,
-                generator=generator, progress=progress, callback=callback,
+                generator=generator, progress=progress, callback=callback, autocast_enabled=self.autocast_enabled,
             )
 
         if prompt is not None and prompt.shape[-1] >= window:
@@ -154,7 +154,7 @@ class LMBackend(Backend):
         cfg = self.lm.config
         rows = batch * (2 if params.uses_cfg else 1)
         steps = build_pattern(self.pattern_kind, cfg.num_codebooks, frames, self.delays).num_steps
-        itemsize = torch.finfo(compute_dtype(self.device, torch.float32)).bits // 8
+        itemsize = torch.finfo(compute_dtype(self.device, self.generator_dtype, self.autocast_enabled)).bits // 8
         cache = 2 * cfg.num_layers * rows * steps * cfg.dim * itemsize
         audio = batch * self.channels * duration * self.sample_rate * 4 * 2
         needed, free = cache + audio, available_memory(self.device)
@@ -185,6 +185,9 @@ class LMBackend(Backend):
             "cfg_dropout": self.cfg_dropout,
             "sampling": self.sampling_defaults,
         }
+
+    def generator_module(self) -> nn.Module:
+        return self.lm
 
     def weights_module(self) -> nn.Module:
         """Everything saved in ``model.safetensors``: the LM and the conditioners (the codec has its own folder)."""

@@ -32,8 +32,12 @@ def generate_codes(
     generator: torch.Generator | None = None,
     progress: bool = False,
     callback: ProgressCallback | None = None,
+    autocast_enabled: bool = True,
 ) -> torch.Tensor:
     """Generate ``pattern.num_frames`` frames of codes.
+
+    The model runs in its weights' dtype (bf16 weights: bf16 activations and KV cache), or under bf16 autocast on
+    CUDA when ``autocast_enabled``; logits are cast to float32 before guidance and sampling.
 
     Args:
         condition: the fused condition (cross / prepend / sum routes), or a plain cross-attention
@@ -65,8 +69,8 @@ def generate_codes(
         return known
     first, last = int(unknown_steps[0]), pattern.num_steps - 1
 
-    dtype = compute_dtype(device, next(model.parameters()).dtype)
-    with autocast(device):
+    dtype = compute_dtype(device, next(model.parameters()).dtype, autocast_enabled)
+    with autocast(device, autocast_enabled):
         passes = _make_passes(model, condition, null_condition, use_cfg, params.two_step_cfg, batch, last, dtype)
         bar = progress_bar(total=last - first + 1, disable=not progress, desc="generating", unit="steps")
         for step in range(first - 1, last):
