@@ -116,6 +116,26 @@ def test_the_cli_imports_neither_gradio_nor_torch():
     assert out.strip() == "[]"
 
 
+def test_the_readme_commands_parse_and_name_what_exists():
+    """The README's "Notebooks and web demo" commands (``tokenlm serve`` blocks, so they are parsed, not run)."""
+    import re
+    import shlex
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Notebooks and web demo", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```bash\n(.*?)```", section, flags=re.S)[1]
+    commands = [shlex.split(line.split("#", 1)[0]) for line in block.strip().splitlines()]
+    serves = [argv for argv in commands if argv[0] == "tokenlm"]
+    assert len(serves) == 2
+    for argv in serves:
+        args = cli.build_parser().parse_args(argv[1:])
+        assert args.func.__name__ == "run_serve" and args.host == "127.0.0.1"
+    assert cli.build_parser().parse_args(serves[1][1:]).model == ["runs/demo_lm/export", "default-ldm"]
+    notebooks = Path(__file__).resolve().parents[1] / "notebooks"
+    for name in re.findall(r"`(\w+\.ipynb)`", section):
+        assert (notebooks / name).is_file(), name
+
+
 # ------------------------------------------------------------------------------------ the page, in Chromium
 def _browser_or_skip():
     """``playwright.sync_api`` when the browser test can run; else a skip (or a failure where it is required)."""
