@@ -187,7 +187,7 @@ def weight_bytes(lm: LMModel) -> int:
 # ---------------------------------------------------------------------------------------------- memory
 
 
-def memory_probe(steps: int) -> dict[str, float | bool]:
+def memory_probe(steps: int, dtype: torch.dtype = torch.float32) -> dict[str, float | bool]:
     """Peak resident memory added by building the small LM and generating ``steps`` steps (run in a fresh process).
 
     A tiny model generates a few steps first and is dropped, so the runtime's one-off costs (thread pools, oneDNN
@@ -204,6 +204,7 @@ def memory_probe(steps: int) -> dict[str, float | bool]:
     reset = reset_peak_rss()
     torch.manual_seed(0)
     lm = LMModel(LMConfig(dim=size.dim, num_layers=size.layers, num_heads=size.heads, ffn_dim=size.ffn)).eval()
+    lm = lm.to(dtype)  # built in float32 then cast, as from_pretrained does
     cond, null = conditions(size.dim)
     built_kb = proc_status_kb("VmRSS")
     check_output("tokenlm", tokenlm_generate(lm, cond, null, steps), steps)
@@ -218,9 +219,9 @@ def memory_probe(steps: int) -> dict[str, float | bool]:
     }
 
 
-def run_memory_probe(steps: int, threads: int) -> dict[str, float | bool]:
+def run_memory_probe(steps: int, threads: int, dtype: str) -> dict[str, float | bool]:
     """:func:`memory_probe` in a fresh interpreter, so nothing this process allocated is counted or reused."""
-    command = [sys.executable, str(Path(__file__).resolve()), "--memory-probe", f"--steps={steps}"]
+    command = [sys.executable, str(Path(__file__).resolve()), "--memory-probe", f"--steps={steps}", f"--dtype={dtype}"]
     command.append(f"--threads={threads}")
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -259,7 +260,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     transformers.logging.set_verbosity_error()
     if args.memory_probe:
-        print(json.dumps(memory_probe(args.steps)))
+        print(json.dumps(memory_probe(args.steps, weight_dtype(args.dtype, torch.device("cpu")))))
         return
     dtype = weight_dtype(args.dtype, torch.device("cpu"))
     print(
@@ -280,7 +281,7 @@ def main(argv: list[str] | None = None) -> None:
                                 SAME_DTYPE_TARGET, label_only=True)
         if name == "small":
             reports.print_floor(weight_bytes_per_step(lm), kv_cache_bytes(lm, args.steps), steps_per_s)
-            reports.print_memory(run_memory_probe(args.steps, args.threads), MEMORY_TARGET)
+            reports.print_memory(run_memory_probe(args.steps, args.threads, args.dtype), MEMORY_TARGET)
             if args.profile:
                 print(profile(functools.partial(tokenlm_generate, lm, cond, null, args.steps), rows=20))
 

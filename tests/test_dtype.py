@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from safetensors import safe_open
 
 from tokenlm import TextToAudio
 from tokenlm.cli import main as cli_main
 from tokenlm.common import device as device_module
 from tokenlm.common.device import check_dtype, cpu_has_native_bf16, uses_autocast, weight_dtype
+from tokenlm.common.packed_linear import PackedLinears, prepacking_available
+from tokenlm.lm.model import LMConfig, LMModel
 from tokenlm.lm.patterns import build_pattern
 
 PROMPTS = ["a high sine tone at 880 Hz", "some brown noise", "a woodblock ticking at 150 BPM"]
@@ -138,3 +141,45 @@ def test_cli_dtype_flag(tmp_path, capsys) -> None:
     with pytest.raises(SystemExit):
         cli_main(["generate", "a tone", "--dtype", "float16"])
     assert "invalid choice: 'float16'" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not prepacking_available(), reason="this torch has no oneDNN prepacked linear")
+def test_prepacked_linear_is_bit_identical_and_follows_weight_changes() -> None:
+    generator = torch.Generator().manual_seed(0)
+    layer = torch.nn.Linear(64, 96).to(torch.bfloat16)
+    x = torch.randn(2, 64, generator=generator).to(torch.bfloat16)
+    packed = PackedLinears()
+    with torch.no_grad():
+        assert torch.equal(packed.linear(x, layer.weight, layer.bias), F.linear(x, layer.weight, layer.bias))
+        assert len(packed) == 1
+        wider = torch.randn(5, 64, generator=generator).to(torch.bfloat16)  # another row count, same copy
+        assert torch.equal(packed.linear(wider, layer.weight, layer.bias), F.linear(wider, layer.weight, layer.bias))
+        layer.weight.mul_(-2.0)  # an in-place update (load_state_dict, an optimiser step) is seen
+        assert torch.equal(packed.linear(x, layer.weight, layer.bias), F.linear(x, layer.weight, layer.bias))
+        assert len(packed) == 1
+        layer32 = torch.nn.Linear(64, 96)  # float32 stays on F.linear: no copy
+        assert torch.equal(packed.linear(x.float(), layer32.weight, layer32.bias), F.linear(x.float(), layer32.weight,
+                                                                                        layer32.bias))
+        assert len(packed) == 1
+    y = packed.linear(x, layer.weight, layer.bias)  # gradients wanted: plain F.linear, differentiable
+    y.float().sum().backward()
+    assert layer.weight.grad is not None
+
+
+def test_bf16_decode_step_with_prepacked_weights_equals_plain() -> None:
+    torch.manual_seed(0)
+    lm = LMModel(LMConfig(dim=64, num_layers=2, num_heads=4, ffn_dim=128, cardinality=64)).eval().to(torch.bfloat16)
+    embeds = torch.randn(2, 5, 64).to(torch.bfloat16)
+    context = lm.cross_context(embeds, torch.ones(2, 5, dtype=torch.bool))
+    sequence = torch.randint(0, 64, (2, 4, 6))
+    outputs = []
+    for enabled in (True, False):
+        lm.packed.enabled = enabled
+        cache = lm.new_cache(2, 8, torch.device("cpu"), torch.bfloat16)
+        with torch.no_grad():
+            lm(sequence[..., :1], context, cache)
+            outputs.append(torch.stack([lm.decode_step(sequence[..., t], context, cache) for t in range(1, 6)]))
+    assert torch.equal(outputs[0], outputs[1])
+    assert len(lm.packed) == (6 * 2 + 1 if prepacking_available() else 0)  # every block matrix and the heads
+    lm.float()
+    assert len(lm.packed) == 0  # new tensors: the copies are dropped

@@ -12,6 +12,7 @@ from conditioners.base import Condition
 from conditioners.fuser import FusedCondition
 from tokenlm.common.attention import ATTENTION_BACKENDS, check_attention_backend, key_padding_bias
 from tokenlm.common.config import config_from_dict
+from tokenlm.common.packed_linear import PackedLinears
 from tokenlm.common.positions import rope_tables, sinusoidal_embedding
 from tokenlm.lm.transformer import DecoderBlock, KVCache, RopeState
 
@@ -118,6 +119,7 @@ class LMModel(nn.Module):
         super().__init__()
         check_attention_backend(config.attention_backend)
         self.config = config
+        self.packed = PackedLinears()  # the decode step's weights, prepacked on first use (not in the state dict)
         K, card, dim = config.num_codebooks, config.cardinality, config.dim
         self.embeddings = nn.Parameter(torch.empty(K, card + 1, dim))  # [K, card + 1, D]
         self.register_buffer("embedding_offsets", torch.arange(K) * (card + 1), persistent=False)  # [K]
@@ -257,12 +259,18 @@ class LMModel(nn.Module):
         cross_kv, cross_mask = (None, None) if condition is None else (condition.kv, condition.mask)
         for layer, block in enumerate(self.blocks):
             kv = None if cross_kv is None else cross_kv[layer]
-            x = block.decode_step(x, layer, cache, rope, kv, cross_mask, self_mask)
+            x = block.decode_step(x, layer, cache, rope, kv, cross_mask, self_mask, self.packed.linear)
         cache.length += 1
         norm = self.out_norm
         hidden = nn.functional.layer_norm(x, (self.config.dim,), norm.weight, norm.bias, norm.eps)  # [N, D]
         K, card = self.config.num_codebooks, self.config.cardinality
-        return nn.functional.linear(hidden, self.heads.view(K * card, -1), self._flat_head_bias()).view(rows, K, card)
+        heads = self.heads.view(K * card, -1)  # [K * card, D]
+        return self.packed.linear(hidden, heads, self._flat_head_bias(), owner=self.heads).view(rows, K, card)
+
+    def _apply(self, fn, recurse=True):  # noqa: ANN001, ANN202 (nn.Module's signature)
+        """``.to()``, ``.float()``, ``.cuda()``...: new weight tensors, so the prepacked copies are dropped."""
+        self.packed.clear()
+        return super()._apply(fn, recurse)
 
     def forward(
         self,

@@ -6,6 +6,8 @@ MusicGen (audiocraft and transformers alike), so their weights map one to one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -193,27 +195,29 @@ class DecoderBlock(nn.Module):
         cross_kv: tuple[torch.Tensor, torch.Tensor] | None,
         cross_mask: torch.Tensor | None,
         self_mask: torch.Tensor | None,
+        linear: Callable[..., torch.Tensor] = F.linear,
     ) -> torch.Tensor:
         """One new position per sequence, ``x`` ``[N, D]``, at inference: the same maths as :meth:`forward`
         with ``T = 1``, written with functional calls on ``[N, D]`` rows so a generation step pays for
-        few operator dispatches (the step loop is dominated by them at small and medium sizes)."""
+        few operator dispatches (the step loop is dominated by them at small and medium sizes). ``linear`` is
+        ``F.linear`` or a drop-in with prepacked weights (:class:`~tokenlm.common.packed_linear.PackedLinears`)."""
         attn, rows, dim = self.self_attn, x.shape[0], x.shape[1]
         heads, head_dim = attn.num_heads, attn.head_dim
         h = F.layer_norm(x, (dim,), self.norm_self.weight, self.norm_self.bias, self.norm_self.eps)
-        q, k, v = F.linear(h, attn.qkv.weight, attn.qkv.bias).view(rows, 3, heads, 1, head_dim).unbind(1)
+        q, k, v = linear(h, attn.qkv.weight, attn.qkv.bias).view(rows, 3, heads, 1, head_dim).unbind(1)
         q, k = attn.rotate(q, k, rope)  # each [N, H, 1, Dh]
         k, v = attn.append_to_cache(k, v, layer, cache)
         y = attention(q, k, v, mask=self_mask, backend=attn.backend)
-        x = x + F.linear(y.reshape(rows, dim), attn.out.weight, attn.out.bias)  # [N, H, 1, Dh] -> [N, D]
+        x = x + linear(y.reshape(rows, dim), attn.out.weight, attn.out.bias)  # [N, H, 1, Dh] -> [N, D]
         if self.cross_attn is not None and cross_kv is not None:
             cross, norm = self.cross_attn, self.norm_cross
             h = F.layer_norm(x, (dim,), norm.weight, norm.bias, norm.eps)
-            q = F.linear(h, cross.q.weight, cross.q.bias).view(rows, heads, 1, head_dim)
+            q = linear(h, cross.q.weight, cross.q.bias).view(rows, heads, 1, head_dim)
             y = attention(q, cross_kv[0], cross_kv[1], mask=cross_mask, backend=cross.backend)
-            x = x + F.linear(y.reshape(rows, dim), cross.out.weight, cross.out.bias)
+            x = x + linear(y.reshape(rows, dim), cross.out.weight, cross.out.bias)
         h = F.layer_norm(x, (dim,), self.norm_ffn.weight, self.norm_ffn.bias, self.norm_ffn.eps)
-        h = self.activation(F.linear(h, self.fc1.weight, self.fc1.bias))
-        return x + F.linear(h, self.fc2.weight, self.fc2.bias)
+        h = self.activation(linear(h, self.fc1.weight, self.fc1.bias))
+        return x + linear(h, self.fc2.weight, self.fc2.bias)
 
 
 def _identity(x: torch.Tensor) -> torch.Tensor:
