@@ -174,9 +174,9 @@ def weight_bytes_per_step(lm: LMModel) -> int:
 
 
 def kv_cache_bytes(lm: LMModel, steps: int, batch: int = 2) -> int:
-    """Self-attention keys and values of ``steps`` steps for ``batch`` rows (in the LM's dtype)."""
-    itemsize = next(lm.parameters()).element_size()
-    return 2 * lm.config.num_layers * batch * steps * lm.config.dim * itemsize
+    """Self-attention keys and values of ``steps`` steps for ``batch`` rows (float32 on CPU whatever the weights:
+    ``tokenlm.common.device.kv_cache_dtype``)."""
+    return 2 * lm.config.num_layers * batch * steps * lm.config.dim * 4
 
 
 def weight_bytes(lm: LMModel) -> int:

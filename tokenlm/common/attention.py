@@ -63,8 +63,13 @@ def attention(
         mask: boolean, broadcastable to ``[B, H, Tq, Tk]``, True where attention is allowed.
         is_causal: causal mask aligned top-left (only valid when Tq == Tk).
     Returns:
-        ``[B, H, Tq, Dh]``.
+        ``[B, H, Tq, Dh]``, in ``q``'s dtype; when the keys have another dtype (a float32 KV cache under bf16
+        weights), the attention is computed in the keys' dtype.
     """
+    if q.dtype != k.dtype:
+        out = attention(q.to(k.dtype), k, v.to(k.dtype), mask=mask, is_causal=is_causal, dropout_p=dropout_p,
+                        backend=backend)
+        return out.to(q.dtype)
     if backend == "sdpa":
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal)
     return _xformers_attention(q, k, v, mask=mask, is_causal=is_causal, dropout_p=dropout_p)

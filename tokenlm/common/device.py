@@ -28,6 +28,17 @@ def compute_dtype(device: torch.device, param_dtype: torch.dtype, autocast_enabl
     return param_dtype
 
 
+def kv_cache_dtype(device: torch.device, param_dtype: torch.dtype, autocast_enabled: bool = True) -> torch.dtype:
+    """The dtype of a generation's KV cache and cross-attention keys / values.
+
+    On CPU it is float32 whatever the weights: a decode step's attention reads one query against the whole cache,
+    and PyTorch's CPU attention kernels run that several times faster in float32 than in bf16 (2-core AMD EPYC,
+    8 heads x 64, 250 keys: 57 us against 280 us); the query is cast up and the result back down. On CUDA it is
+    the compute dtype (:func:`compute_dtype`).
+    """
+    return torch.float32 if device.type == "cpu" else compute_dtype(device, param_dtype, autocast_enabled)
+
+
 @functools.lru_cache(maxsize=1)
 def cpu_has_native_bf16() -> bool:
     """True on a CPU that multiplies bf16 matrices in hardware (AVX-512 BF16 or AMX, read from /proc/cpuinfo).

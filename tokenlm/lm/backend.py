@@ -13,7 +13,7 @@ from conditioners.base import Conditioner
 from conditioners.provider import ConditioningProvider
 from tokenlm.codecs import Codec
 from tokenlm.common.backend import Backend, load_components
-from tokenlm.common.device import available_memory, compute_dtype
+from tokenlm.common.device import available_memory, kv_cache_dtype
 from tokenlm.lm.generate import generate_codes
 from tokenlm.lm.model import LMConfig, LMModel
 from tokenlm.lm.patterns import build_pattern
@@ -154,7 +154,7 @@ class LMBackend(Backend):
         cfg = self.lm.config
         rows = batch * (2 if params.uses_cfg else 1)
         steps = build_pattern(self.pattern_kind, cfg.num_codebooks, frames, self.delays).num_steps
-        itemsize = torch.finfo(compute_dtype(self.device, self.generator_dtype, self.autocast_enabled)).bits // 8
+        itemsize = torch.finfo(kv_cache_dtype(self.device, self.generator_dtype, self.autocast_enabled)).bits // 8
         cache = 2 * cfg.num_layers * rows * steps * cfg.dim * itemsize
         audio = batch * self.channels * duration * self.sample_rate * 4 * 2
         needed, free = cache + audio, available_memory(self.device)

@@ -8,7 +8,7 @@ import torch
 
 from conditioners.base import Condition
 from conditioners.fuser import FusedCondition
-from tokenlm.common.device import autocast, compute_dtype
+from tokenlm.common.device import autocast, compute_dtype, kv_cache_dtype
 from tokenlm.common.progress import progress_bar
 from tokenlm.lm.model import LMModel
 from tokenlm.lm.patterns import CodebookPattern
@@ -69,9 +69,12 @@ def generate_codes(
         return known
     first, last = int(unknown_steps[0]), pattern.num_steps - 1
 
-    dtype = compute_dtype(device, next(model.parameters()).dtype, autocast_enabled)
+    param_dtype = next(model.parameters()).dtype
+    dtype = compute_dtype(device, param_dtype, autocast_enabled)
+    cache_dtype = kv_cache_dtype(device, param_dtype, autocast_enabled)
     with autocast(device, autocast_enabled):
-        passes = _make_passes(model, condition, null_condition, use_cfg, params.two_step_cfg, batch, last, dtype)
+        passes = _make_passes(model, condition, null_condition, use_cfg, params.two_step_cfg, batch, last, dtype,
+                              cache_dtype)
         bar = progress_bar(total=last - first + 1, disable=not progress, desc="generating", unit="steps")
         for step in range(first - 1, last):
             if step == first - 1:  # prefill: the prompt (or the start step) in one chunk
@@ -111,17 +114,21 @@ def _make_passes(
     batch: int,
     capacity: int,
     dtype: torch.dtype,
+    cache_dtype: torch.dtype,
 ) -> list[tuple[int, object, object]]:
     """The forward passes of one step: ``(batch, condition context, KV cache)`` each.
 
-    Each cache holds ``capacity`` sequence steps plus the prepended condition tokens of its context.
+    Each cache holds ``capacity`` sequence steps plus the prepended condition tokens of its context; the cache and
+    the cross-attention keys / values are in ``cache_dtype`` (see :func:`~tokenlm.common.device.kv_cache_dtype`).
     """
     device = next(model.parameters()).device
 
     def make(size: int, cond: FusedCondition | None) -> tuple[int, object, object]:
         context = model.condition_context(cond.to(device, dtype)) if cond is not None else None
+        if context is not None and context.kv is not None and cache_dtype != dtype:
+            context.kv = [(k.to(cache_dtype), v.to(cache_dtype)) for k, v in context.kv]  # once per call
         prefix = context.prefix_length if context is not None else 0
-        return size, context, model.new_cache(size, capacity + prefix, device, dtype)
+        return size, context, model.new_cache(size, capacity + prefix, device, cache_dtype)
 
     if not use_cfg:
         return [make(batch, condition)]
