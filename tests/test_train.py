@@ -257,3 +257,27 @@ def test_rr_study_arms_differ_only_in_rr():
     changed = {key for key in with_rr.keys() | without.keys() if with_rr.get(key) != without.get(key)}
     assert changed == {"recipe_name", "run_dir", "solver.rr.enabled"}
     assert with_rr["solver.rr.enabled"] is True and without["solver.rr.enabled"] is False
+
+
+def test_cpu_bf16_autocast_trains_close_to_float32(tmp_path, tiny_manifest):
+    """``solver.cpu_bf16``: the forward runs in bf16 on CPU, weights and checkpoints stay float32, and the losses
+    follow the float32 run's (same seed, same batches) to within bf16 rounding."""
+    seen: list[torch.dtype] = []
+    original = torch.nn.functional.linear
+
+    def spy(x, weight, bias=None):
+        out = original(x, weight, bias)
+        seen.append(out.dtype)
+        return out
+
+    run(tiny_overrides(tmp_path / "fp32", tiny_manifest, 8))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch.nn.functional, "linear", spy)
+        out = run(tiny_overrides(tmp_path / "bf16", tiny_manifest, 8, "solver.cpu_bf16=true"))
+    assert torch.bfloat16 in seen  # the forward's matmuls ran in bf16
+    reference, low = train_losses(tmp_path / "fp32"), train_losses(tmp_path / "bf16")
+    assert sorted(low) == sorted(reference) == list(range(1, 9))
+    assert all(abs(reference[s] - low[s]) < 0.05 * reference[s] for s in reference), (reference, low)
+    assert reference != low  # really another precision
+    model = TextToAudio.from_pretrained(out, dtype="float32")
+    assert {p.dtype for p in model.backend.parameters()} == {torch.float32}

@@ -14,10 +14,13 @@ DTYPES = ("auto", "float32", "bfloat16")
 NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
 
-def autocast(device: torch.device, enabled: bool = True) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA (where bf16 is supported and ``enabled``); a no-op context elsewhere."""
+def autocast(device: torch.device, enabled: bool = True, cpu: bool = False) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA (where bf16 is supported and ``enabled``), and on CPU when ``cpu`` (opt-in: training
+    with ``solver.cpu_bf16``); a no-op context elsewhere."""
     if enabled and device.type == "cuda" and torch.cuda.is_bf16_supported():
         return torch.autocast("cuda", dtype=torch.bfloat16)
+    if enabled and cpu and device.type == "cpu":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 

@@ -184,7 +184,7 @@ class Trainer:
             sync = micro == accumulation - 1 or not self.info.enabled
             context = self.model.no_sync() if not sync and hasattr(self.model, "no_sync") else nullcontext()
             with context:
-                with autocast(self.device):
+                with autocast(self.device, cpu=bool(solver.get("cpu_bf16", False))):
                     losses = self.model(
                         codes, frame_mask, batch["attributes"], dropped.to(self.device), draw.attributes
                     )
