@@ -120,6 +120,13 @@ def hf_generate(hf: MusicgenForCausalLM, cond: Condition, steps: int) -> torch.T
     return reference.hf_generate(hf, cond.embeds, cond.mask, steps, top_k=TOP_K, cfg_coef=CFG_COEF)
 
 
+def synchronized(device: torch.device, codes: torch.Tensor) -> torch.Tensor:
+    """``codes`` once the device has finished computing them (CUDA runs asynchronously)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return codes
+
+
 def check_output(name: str, codes: torch.Tensor, steps: int) -> None:
     """Raise unless ``codes`` holds all ``steps - 3`` frames (no early stop, no short run)."""
     expected = (1, NUM_CODEBOOKS, steps - (NUM_CODEBOOKS - 1))
@@ -135,23 +142,27 @@ def warm_up(runners: dict[str, tuple[torch.nn.Module, Callable[[int], torch.Tens
             raise RuntimeError(f"{name} made {calls} decoder calls for {WARMUP_STEPS} steps")
 
 
-def bench_size(name: str, steps: int, repeats: int, dtype: torch.dtype
+def bench_size(name: str, steps: int, repeats: int, dtype: torch.dtype, device: torch.device
                ) -> tuple[dict[str, Timing], LMModel, Condition, Condition]:
-    """Build both models of size ``name`` (tokenlm's in ``dtype``; transformers' in float32 and, when ``dtype`` is
-    bf16, also a bf16 copy), warm them up, and time ``repeats`` generations of each."""
+    """Build both models of size ``name`` on ``device`` (tokenlm's in ``dtype``; transformers' in float32 and, when
+    ``dtype`` is bf16, also a bf16 copy), warm them up, and time ``repeats`` generations of each. On CUDA, tokenlm
+    runs as ``from_pretrained`` sets it up there: float32 weights under bf16 autocast."""
     hf = build_hf(SIZES[name])
     lm = lm_from_hf(hf)
     cond, null = conditions(lm.config.dim)
     reference.check_same_logits(lm, hf, cond.embeds)
-    lm = lm.to(dtype)
+    lm, hf = lm.to(device=device, dtype=dtype), hf.to(device)
+    cond, null = cond.to(device), null.to(device)
     sides = {
-        "tokenlm": (lm, lambda n: tokenlm_generate(lm, cond, null, n)),
-        "transformers": (hf.model.decoder, lambda n: hf_generate(hf, cond, n)),
+        "tokenlm": (lm, lambda n: synchronized(device, tokenlm_generate(lm, cond, null, n))),
+        "transformers": (hf.model.decoder, lambda n: synchronized(device, hf_generate(hf, cond, n))),
     }
-    if dtype != torch.float32:
-        hf_low = copy.deepcopy(hf).to(dtype)
-        cond_low = Condition(cond.embeds.to(dtype), cond.mask)
-        sides["transformers_same_dtype"] = (hf_low.model.decoder, lambda n: hf_generate(hf_low, cond_low, n))
+    low = torch.bfloat16 if device.type == "cuda" else dtype
+    if low != torch.float32:
+        hf_low = copy.deepcopy(hf).to(low)
+        cond_low = Condition(cond.embeds.to(low), cond.mask)
+        sides["transformers_same_dtype"] = (hf_low.model.decoder,
+                                            lambda n: synchronized(device, hf_generate(hf_low, cond_low, n)))
     warm_up(sides)
     runs = {side: functools.partial(run, steps) for side, (_, run) in sides.items()}
     return time_interleaved(runs, repeats, lambda side, codes: check_output(side, codes, steps)), lm, cond, null
@@ -242,6 +253,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--profile", action="store_true", help="profile one small-size tokenlm generation")
     parser.add_argument("--dtype", choices=("auto", "float32", "bfloat16"), default="auto",
                         help="tokenlm's dtype (default auto: what from_pretrained picks on this CPU)")
+    parser.add_argument("--device", default="cpu",
+                        help="cpu (default) or cuda: on CUDA both sides run on the GPU, tokenlm under bf16 autocast "
+                             "and transformers in float32 and in bf16; no CPU memory or bandwidth lines")
     parser.add_argument("--memory-probe", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
@@ -262,7 +276,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.memory_probe:
         print(json.dumps(memory_probe(args.steps, weight_dtype(args.dtype, torch.device("cpu")))))
         return
-    dtype = weight_dtype(args.dtype, torch.device("cpu"))
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: torch sees no CUDA device")
+    dtype = weight_dtype(args.dtype, device)
     print(
         f"batch 1 + CFG {CFG_COEF:g} (effective batch 2), top-k {TOP_K}, temperature 1, {args.steps} steps, "
         f"{NUM_CODEBOOKS} x {CARDINALITY} codes, {CONDITION_LENGTH}-token condition, {args.threads} threads, "
@@ -270,16 +287,18 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(f"CPU: {reports.cpu_name()}; native bf16 (AVX-512 BF16 / AMX): {'yes' if cpu_has_native_bf16() else 'no'}; "
           f"tokenlm dtype: {str(dtype).removeprefix('torch.')} (--dtype {args.dtype})")
+    if device.type == "cuda":
+        print(f"GPU: {torch.cuda.get_device_name(device)}; tokenlm under bf16 autocast")
     warn_if_busy("before the run")
     reports.print_speed_header()
     for name in args.sizes:
-        timings, lm, cond, null = bench_size(name, args.steps, args.repeats, dtype)
+        timings, lm, cond, null = bench_size(name, args.steps, args.repeats, dtype, device)
         steps_per_s = reports.print_speed(name, timings, args.steps, SPEED_TARGETS[name])
         if "transformers_same_dtype" in timings:
             same = {"tokenlm": timings["tokenlm"], "transformers": timings["transformers_same_dtype"]}
-            reports.print_speed(f"{name} vs transformers in {str(dtype).removeprefix('torch.')}", same, args.steps,
-                                SAME_DTYPE_TARGET, label_only=True)
-        if name == "small":
+            reports.print_speed(f"{name} vs transformers in bfloat16", same, args.steps, SAME_DTYPE_TARGET,
+                                label_only=True)
+        if name == "small" and device.type == "cpu":
             reports.print_floor(weight_bytes_per_step(lm), kv_cache_bytes(lm, args.steps), steps_per_s)
             reports.print_memory(run_memory_probe(args.steps, args.threads, args.dtype), MEMORY_TARGET)
             if args.profile:

@@ -125,7 +125,7 @@ def hf_generate(hf: MusicgenForCausalLM, embeds: torch.Tensor, mask: torch.Tenso
     """
     check_generate_works()
     num_codebooks, cardinality = hf.config.num_codebooks, hf.config.vocab_size
-    start = torch.full((num_codebooks, 1), cardinality, dtype=torch.long)  # [B * K, 1], the start token
+    start = torch.full((num_codebooks, 1), cardinality, dtype=torch.long, device=embeds.device)  # [B * K, 1]
     return hf.generate(
         start,
         attention_mask=torch.ones_like(start),
