@@ -110,6 +110,27 @@ def test_bad_serve_options_are_one_line_errors(capsys):
     assert "--concurrency must be >= 1" in capsys.readouterr().err
 
 
+def test_the_app_queues_with_the_concurrency_limit(default_models, tmp_path):
+    pytest.importorskip("gradio")
+    from tokenlm.demo.app import build_app
+
+    app = build_app(default_models, max_duration=10, out_dir=tmp_path).queue(default_concurrency_limit=2, max_size=5)
+    assert app._queue.default_concurrency_limit == 2 and app._queue.max_size == 5
+    generate = next(fn for fn in app.fns.values() if fn.api_name == "generate")
+    assert generate.concurrency_limit == "default" and generate.queue is not False  # the queue's limit applies
+
+
+def test_a_taken_port_is_a_one_line_error(capsys):
+    pytest.importorskip("gradio")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert cli.main(["serve", "--model", "default", "--port", str(port)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"tokenlm serve: error: cannot serve on 127.0.0.1:{port}:"), err
+
+
 def test_the_cli_imports_neither_gradio_nor_torch():
     code = "import sys, tokenlm.cli as c; c.build_parser(); print(sorted({'gradio', 'torch'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

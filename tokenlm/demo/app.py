@@ -298,11 +298,13 @@ def serve(names: list[str] | None = None, *, host: str = "127.0.0.1", port: int 
 
         names = shipped_defaults() or ["default"]
     models = DemoModels.load(names, device=device)
-    app = build_app(models, max_duration=max_duration)
+    app = build_app(models, max_duration=max_duration).queue(default_concurrency_limit=concurrency,
+                                                             max_size=max_queue)
     theme = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])  # no web fonts
     print(f"tokenlm serve: {', '.join(models.labels)} on http://{host}:{port} "
           f"(at most {concurrency} generating at once, {max_queue} waiting)", flush=True)
-    app.queue(default_concurrency_limit=concurrency, max_size=max_queue).launch(
-        server_name=host, server_port=port, share=False, inbrowser=False, show_error=False, ssr_mode=False,
-        allowed_paths=[str(app.tokenlm_out_dir)], theme=theme, footer_links=[], quiet=True,
-    )
+    try:
+        app.launch(server_name=host, server_port=port, share=False, inbrowser=False, show_error=False,
+                   ssr_mode=False, allowed_paths=[str(app.tokenlm_out_dir)], theme=theme, footer_links=[], quiet=True)
+    except OSError as error:  # the port is taken, or the address is not this machine's
+        raise RuntimeError(f"cannot serve on {host}:{port}: {error}") from None
