@@ -45,15 +45,18 @@ def test_the_first_code_cell_holds_the_parameters(name):
     assert "QUICK = False" in first.source and "WORK_DIR = " in first.source
 
 
-def execute(name: str, work_dir: Path, timeout_s: float = 600) -> tuple[object, float]:
-    """Run the notebook with ``QUICK = True`` and ``WORK_DIR = work_dir``; returns it with its outputs, and seconds."""
+def execute(name: str, work_dir: Path, timeout_s: float = 600, *, quick: bool = True,
+            extra: str = "") -> tuple[object, float]:
+    """Run the notebook with ``QUICK = True`` (or False) and ``WORK_DIR = work_dir`` (and ``extra`` lines after);
+    returns it with its outputs, and seconds."""
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     pytest.importorskip("matplotlib")
     pytest.importorskip("ipykernel")
     notebook = read(name)
     index = next(i for i, cell in enumerate(notebook.cells) if "parameters" in cell.metadata.get("tags", []))
-    injected = nbformat.v4.new_code_cell(f"# injected parameters\nQUICK = True\nWORK_DIR = {str(work_dir)!r}\n")
+    source = f"# injected parameters\nQUICK = {quick}\nWORK_DIR = {str(work_dir)!r}\n{extra}"
+    injected = nbformat.v4.new_code_cell(source)
     injected.metadata["tags"] = ["injected-parameters"]
     notebook.cells.insert(index + 1, injected)
     client = nbclient.NotebookClient(notebook, timeout=timeout_s, kernel_name="python3",
@@ -101,6 +104,16 @@ def test_rr_ablation_runs_the_quick_study_and_plots_both_models(tmp_path):
     assert "RR on (demo_lm): L_rr" in text and "RR off (demo_lm_norr): L_rr" in text
     assert count(notebook, "image/png") >= 2  # alignment per attribute, similarity matrices
     assert seconds < BUDGET_S, f"the quick run took {seconds:.0f} s"
+
+
+def test_rr_ablation_without_a_study_reads_the_committed_summary(tmp_path):
+    """A fresh clone has no runs/: the notebook plots the summary committed in docs/results and says what is
+    missing, without training anything."""
+    notebook, _ = execute("rr_ablation", tmp_path, quick=False, extra=f"STUDY_DIR = {str(tmp_path / 'none')!r}\n")
+    text = text_of(notebook)
+    assert "reading the committed summary ../docs/results/rr_study_summary.json" in text
+    assert "no similarity matrices" in text and count(notebook, "image/png") == 1
+    assert not (tmp_path / "none").exists()
 
 
 @pytest.mark.slow
