@@ -71,3 +71,26 @@ def test_the_interval_comes_from_the_environment(monkeypatch):
         monkeypatch.setenv(INTERVAL_ENV, bad)
         with pytest.raises(ValueError, match=rf"{INTERVAL_ENV} must be a number of seconds >= 0, got '{bad}'"):
             progress_interval()
+
+
+def test_a_jupyter_kernel_gets_the_bar_but_a_process_that_only_imported_ipykernel_does_not(monkeypatch):
+    import sys
+    import types
+
+    from tokenlm.common.progress import is_interactive
+
+    stderr = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stderr)
+    fake_ipython = types.ModuleType("IPython")
+    fake_ipython.get_ipython = lambda: None  # imported (a notebook runner, its tests), no kernel running
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    monkeypatch.setitem(sys.modules, "IPython", fake_ipython)
+    assert not is_interactive(stderr)
+    bar = progress_bar(total=3, desc="training", unit="steps", interval=3600)
+    bar.update(3)
+    bar.close()
+    assert "\r" not in stderr.getvalue() and stderr.getvalue().count("\n") == 2
+
+    fake_ipython.get_ipython = lambda: types.SimpleNamespace(kernel=object())  # inside a kernel: live redraws
+    assert is_interactive(stderr)
+    assert not is_interactive(io.StringIO())  # another stream than the kernel's own is still a plain log

@@ -37,6 +37,9 @@ def test_quick_start_test_command_is_what_ci_runs():
     test_line = readme_blocks("bash")[1].strip()
     ci = (README.parent / ".ci" / "run").read_text()
     assert test_line in ci
+    # a failing test must fail CI: `set -e` does not stop on a failing && chain, so the chain exits itself
+    after = ci.split(test_line, 1)[1].lstrip(" \\\n")
+    assert after.startswith("|| {") and "exit 1; }" in after.splitlines()[0], after[:200]
 
 
 @pytest.mark.parametrize("index", range(len(readme_blocks("python"))))

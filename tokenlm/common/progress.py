@@ -54,7 +54,16 @@ def is_interactive(stream: IO[str]) -> bool:
     isatty = getattr(stream, "isatty", None)
     if callable(isatty) and isatty():
         return True
-    return "ipykernel" in sys.modules and stream in (sys.stderr, sys.stdout)
+    return stream in (sys.stderr, sys.stdout) and _in_jupyter_kernel()
+
+
+def _in_jupyter_kernel() -> bool:
+    """True inside a running Jupyter kernel (not merely in a process that imported ipykernel, as a notebook runner
+    or a test of one does)."""
+    if "ipykernel" not in sys.modules or "IPython" not in sys.modules:
+        return False
+    shell = sys.modules["IPython"].get_ipython() if hasattr(sys.modules["IPython"], "get_ipython") else None
+    return shell is not None and getattr(shell, "kernel", None) is not None
 
 
 class _LineStream:
