@@ -249,15 +249,15 @@ class LDMBackend(Backend):
         cond = self.condition_tokens(attributes)
         null = self.condition_tokens(attributes, null=True) if params.uses_cfg and cond is not None else None
         dtype, device, use_autocast = self.generator_dtype, self.device, self.autocast_enabled
+        if dtype != torch.float32:  # the DiT reads its own dtype (bf16 weights): the fixed inputs cast once per call
+            cond, null = (c.to(device, dtype) if c is not None else None for c in (cond, null))
+            context = context.to(dtype) if context is not None else None
 
         def model(x: torch.Tensor, t: torch.Tensor, c: Condition | None) -> torch.Tensor:
-            """The DiT in its own dtype (bf16 weights: bf16 inputs); the scheduler gets float32 back."""
+            """One DiT pass on the scheduler's float32 latent ``x``; the scheduler gets float32 back."""
             ctx = None if context is None else context.repeat(x.shape[0] // context.shape[0], 1, 1)  # CFG: 2B rows
-            if dtype != torch.float32:
-                x, c = x.to(dtype), (c.to(device, dtype) if c is not None else None)
-                ctx = ctx.to(dtype) if ctx is not None else None
             with autocast(device, use_autocast):
-                return self.dit(x, t, c, ctx).float()
+                return self.dit(x.to(dtype), t, c, ctx).float()
 
         return denoise(model, x, cond, null, params, start=start, generator=generator, after_step=after_step,
                        callback=callback)
