@@ -1,4 +1,5 @@
-"""Other projects' pretrained pipelines as tokenlm backends (backend ``diffusers``: AudioLDM 2, Stable Audio)."""
+"""Other projects' pretrained pipelines as tokenlm backends (backend ``diffusers``: AudioLDM, AudioLDM 2, MusicLDM,
+Stable Audio)."""
 
 from tokenlm.pipelines.diffusers_backend import (
     SUPPORTED_PIPELINES,

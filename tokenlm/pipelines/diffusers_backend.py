@@ -1,4 +1,5 @@
-"""Backend ``diffusers``: a local diffusers audio pipeline folder (AudioLDM 2, Stable Audio) behind tokenlm's API.
+"""Backend ``diffusers``: a local diffusers audio pipeline folder (AudioLDM, AudioLDM 2, MusicLDM, Stable Audio) behind
+tokenlm's API.
 
 ``TextToAudio.from_pretrained(dir)`` on a folder with ``model_index.json`` loads the pipeline it names (local files
 only) and ``generate`` calls it with the prompts' descriptions, the duration, ``steps`` (``num_inference_steps``),
@@ -12,6 +13,7 @@ import contextlib
 import inspect
 import json
 import math
+import types
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,15 +60,18 @@ def _nudge_up(seconds: float, ok: Callable[[float], bool]) -> float:
     raise RuntimeError(f"no length in seconds near {seconds} gives the pipeline the samples asked for")
 
 
-def _audioldm2_hop(pipe: Any) -> int:
+# AudioLDM, AudioLDM 2 and MusicLDM share one length arithmetic: a latent mel spectrogram (height = mel frames, a
+# multiple of the VAE's scale) decoded by a HiFi-GAN vocoder that upsamples each frame to ``prod(upsample_rates)``
+# samples. The helpers below compute it as their ``__call__`` does.
+def _mel_hop(pipe: Any) -> int:
     """Waveform samples per mel frame of the vocoder."""
     return int(np.prod(pipe.vocoder.config.upsample_rates))
 
 
-def _audioldm2_returns(pipe: Any, seconds: float) -> int:
+def _mel_returns(pipe: Any, seconds: float) -> int:
     """Samples the pipeline returns for ``audio_length_in_s=seconds``, computed as it computes them (0: it refuses):
     ``int(seconds / factor)`` mel frames rounded up to the VAE's scale, trimmed to ``int(seconds * rate)``."""
-    rate, hop, scale = pipe.vocoder.config.sampling_rate, _audioldm2_hop(pipe), pipe.vae_scale_factor
+    rate, hop, scale = pipe.vocoder.config.sampling_rate, _mel_hop(pipe), pipe.vae_scale_factor
     factor = np.prod(pipe.vocoder.config.upsample_rates) / rate  # the pipeline's vocoder_upsample_factor
     if seconds < factor * scale:
         return 0
@@ -74,17 +79,17 @@ def _audioldm2_returns(pipe: Any, seconds: float) -> int:
     return min(frames * hop, int(seconds * rate))
 
 
-def _audioldm2_seconds(pipe: Any, duration: float, samples: int) -> float:
+def _mel_seconds(pipe: Any, duration: float, samples: int) -> float:
     """``duration`` when the pipeline returns ``samples`` for it; otherwise whole mel frames (a multiple of the VAE's
     scale) covering ``samples`` (the pipeline truncates both frames and samples, so such a length comes back short)."""
-    if _audioldm2_returns(pipe, duration) >= samples:
+    if _mel_returns(pipe, duration) >= samples:
         return duration
-    rate, hop, scale = pipe.vocoder.config.sampling_rate, _audioldm2_hop(pipe), pipe.vae_scale_factor
+    rate, hop, scale = pipe.vocoder.config.sampling_rate, _mel_hop(pipe), pipe.vae_scale_factor
     frames = math.ceil(math.ceil(samples / hop) / scale) * scale
-    return _nudge_up(frames * hop / rate, lambda s: _audioldm2_returns(pipe, s) >= samples)
+    return _nudge_up(frames * hop / rate, lambda s: _mel_returns(pipe, s) >= samples)
 
 
-def _audioldm2_range(pipe: Any) -> tuple[float, float | None]:
+def _mel_range(pipe: Any) -> tuple[float, float | None]:
     return 0.0, None  # any length: it is rounded up to whole latent frames and trimmed
 
 
@@ -109,14 +114,19 @@ def _stable_audio_seconds(pipe: Any, duration: float, samples: int) -> float:
     return min(_nudge_up(samples / rate, lambda s: int(s * rate) >= samples), high)
 
 
+#: the mel-spectrogram pipelines (AudioLDM, AudioLDM 2, MusicLDM): mono at the vocoder's rate, any length
+_MEL_SPEC = PipelineSpec(
+    length_argument="audio_length_in_s",
+    sample_rate=lambda pipe: int(pipe.vocoder.config.sampling_rate),
+    channels=lambda pipe: 1,
+    duration_range=_mel_range,
+    request_seconds=_mel_seconds,
+)
+
 SPECS: dict[str, PipelineSpec] = {
-    "AudioLDM2Pipeline": PipelineSpec(
-        length_argument="audio_length_in_s",
-        sample_rate=lambda pipe: int(pipe.vocoder.config.sampling_rate),
-        channels=lambda pipe: 1,
-        duration_range=_audioldm2_range,
-        request_seconds=_audioldm2_seconds,
-    ),
+    "AudioLDMPipeline": _MEL_SPEC,
+    "AudioLDM2Pipeline": _MEL_SPEC,
+    "MusicLDMPipeline": _MEL_SPEC,
     "StableAudioPipeline": PipelineSpec(
         length_argument="audio_end_in_s",
         sample_rate=lambda pipe: int(pipe.vae.config.sampling_rate),
@@ -128,6 +138,13 @@ SPECS: dict[str, PipelineSpec] = {
 
 #: the diffusers pipeline classes this backend runs
 SUPPORTED_PIPELINES = tuple(SPECS)
+
+#: text encoder classes each pipeline's ``__call__`` can use (AudioLDM reads ``text_embeds`` of a
+#: ``ClapTextModelWithProjection``; MusicLDM calls ``get_text_features``, which only ``ClapModel`` has)
+TEXT_ENCODERS: dict[str, tuple[str, ...]] = {
+    "AudioLDMPipeline": ("ClapTextModelWithProjection",),
+    "MusicLDMPipeline": ("ClapModel",),
+}
 
 
 def pipeline_defaults(class_name: str) -> tuple[int, float]:
@@ -195,6 +212,12 @@ def read_model_index(directory: Path) -> dict[str, Any]:
             f"{str(directory)!r} is an AudioLDM 2 text-to-speech pipeline (text_encoder_2 VitsModel), which needs a "
             "transcription; the diffusers backend runs text-to-audio AudioLDM 2 (text_encoder_2 T5EncoderModel)"
         )
+    text_encoder, allowed = _component_class(index, "text_encoder"), TEXT_ENCODERS.get(class_name)
+    if allowed is not None and text_encoder not in allowed:
+        raise CheckpointError(
+            f"{str(directory)!r} is a {class_name} with text_encoder {text_encoder!r}, which its pipeline cannot "
+            f"encode prompts with; a {class_name} needs text_encoder {' or '.join(allowed)}"
+        )
     missing = [name for name in _component_names(index) if not (directory / name).is_dir()]
     if missing:
         raise CheckpointError(
@@ -252,6 +275,39 @@ def _component_overrides(directory: Path, index: dict[str, Any]) -> dict[str, An
     return {"language_model": model.eval()}
 
 
+def _tensor_text_features(clap: nn.Module, *args: Any, **kwargs: Any) -> torch.Tensor:
+    """``get_text_features`` of ``clap``'s class, as the embeddings tensor ``[B, P]`` (an output object unwrapped)."""
+    features = type(clap).get_text_features(clap, *args, **kwargs)
+    return features if isinstance(features, torch.Tensor) else features.pooler_output  # [B, P]
+
+
+def _text_features_as_tensor(clap: nn.Module) -> None:
+    """Make ``clap.get_text_features`` return the embeddings tensor ``[B, P]`` (in place, on this instance only).
+
+    ``MusicLDMPipeline`` uses ``ClapModel.get_text_features(ids, attention_mask)`` as the L2-normalised text
+    projection ``[B, P]``, which is what it returned up to transformers 4. transformers 5 returns an output object
+    that holds that same tensor as ``pooler_output``, and the pipeline then fails on ``.to``; this unwraps it. A
+    text encoder that already returns a tensor gives it unchanged, and a second call changes nothing. The method is
+    bound to the instance (``deepcopy`` binds the copy's to the copy); the class and saved folders are unchanged.
+    """
+    bound = vars(clap).get("get_text_features")
+    if isinstance(bound, types.MethodType) and bound.__func__ is _tensor_text_features:
+        return
+    clap.get_text_features = types.MethodType(_tensor_text_features, clap)
+
+
+def adapt_pipeline(pipeline: Any) -> Any:
+    """``pipeline``, adapted in place where the installed transformers changed what it calls; returns it.
+
+    Today: a ``MusicLDMPipeline``'s ``ClapModel`` text encoder gets the tensor-returning ``get_text_features``
+    the pipeline was written for (see :func:`_text_features_as_tensor`). The outputs are the pipeline's own.
+    """
+    text_encoder = getattr(pipeline, "text_encoder", None)
+    if type(pipeline).__name__ == "MusicLDMPipeline" and hasattr(text_encoder, "get_text_features"):
+        _text_features_as_tensor(text_encoder)
+    return pipeline
+
+
 def load_pipeline(directory: str | Path) -> Any:
     """The diffusers pipeline of a local folder (no downloads), with clear errors for unsupported folders."""
     import diffusers
@@ -266,7 +322,7 @@ def load_pipeline(directory: str | Path) -> Any:
     except (OSError, ValueError, TypeError, KeyError, AttributeError, ImportError) as error:
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise CheckpointError(f"{str(directory)!r}: {class_name} could not be loaded: {first_line}") from error
-    return pipeline
+    return adapt_pipeline(pipeline)
 
 
 # ---------------------------------------------------------------- the backend
@@ -275,10 +331,11 @@ class DiffusersBackend(nn.Module):
 
     The pipeline's torch components are registered as sub-modules, so ``to``, ``eval`` and ``parameters`` act on
     them. The prompt attribute is ``description``; ``steps`` and ``cfg_coef`` default to the pipeline's own
-    defaults (AudioLDM 2: 200 and 3.5, Stable Audio: 100 and 7).
+    defaults (AudioLDM: 10 and 2.5, AudioLDM 2: 200 and 3.5, MusicLDM: 200 and 2, Stable Audio: 100 and 7).
 
     Args:
-        pipeline: an ``AudioLDM2Pipeline`` or a ``StableAudioPipeline``.
+        pipeline: an ``AudioLDMPipeline``, ``AudioLDM2Pipeline``, ``MusicLDMPipeline`` or ``StableAudioPipeline``
+            (adapted in place by :func:`adapt_pipeline` where the installed transformers needs it).
     """
 
     name = "diffusers"
@@ -291,7 +348,7 @@ class DiffusersBackend(nn.Module):
             raise ValueError(
                 f"the diffusers backend runs {', '.join(SUPPORTED_PIPELINES)}; got a {class_name}"
             )
-        self.pipeline, self.pipeline_class, self.spec = pipeline, class_name, SPECS[class_name]
+        self.pipeline, self.pipeline_class, self.spec = adapt_pipeline(pipeline), class_name, SPECS[class_name]
         self.components = nn.ModuleDict(
             {name: module for name, module in pipeline.components.items() if isinstance(module, nn.Module)}
         )
@@ -391,8 +448,9 @@ class DiffusersBackend(nn.Module):
         The pipeline is called with the descriptions, ``num_inference_steps=steps``, ``guidance_scale=cfg_coef``,
         the negative prompts and ``torch.Generator("cpu").manual_seed(seed)`` (noise drawn on the CPU, so a seed
         gives the same noise on every device). Its length argument is ``duration`` when the pipeline returns
-        ``N`` samples for it; otherwise (the pipelines truncate: AudioLDM 2 to whole mel frames, both to whole
-        samples) the next length that gives them, and the audio is trimmed to ``N``.
+        ``N`` samples for it; otherwise (the pipelines truncate: the mel pipelines to whole mel frames, all to whole
+        samples) the next length that gives them, and the audio is trimmed to ``N``. The mel pipelines (AudioLDM,
+        AudioLDM 2, MusicLDM) return ``[B, N]``, Stable Audio ``[B, C, N]``.
         """
         texts = self.prompt_texts(attributes)
         negatives = self.negative_texts(params, len(texts))
