@@ -141,3 +141,33 @@ def test_attribute_dropout_resumes_exactly(tmp_path: Path, tiny_manifest: Path) 
         for key in ("loss", "cfg", "drop_genre", "drop_description"):
             assert resumed[step][key] == pytest.approx(straight[step][key], abs=1e-6), (step, key)
     assert 0 < sum(m["drop_description"] for m in straight.values()) < 4
+
+
+def test_clap_trains_on_audio_from_a_token_cache(tmp_path: Path, tiny_manifest: Path, tiny_clap_dir: Path) -> None:
+    """A token cache holds codes, not audio: each segment's clip is read from its source file for CLAP."""
+    from tokenlm.data.dataset import read_segment
+    from tokenlm.lm.backend import LMBackend
+    from tokenlm.train.data import TrainData
+    from tokenlm.train.distributed import DistInfo
+
+    args = ["conditioner=clap_audio", f"conditioners.0.params.model_path={tiny_clap_dir}",
+            *overrides(tmp_path / "run", tiny_manifest, 2, f"data.cache={tmp_path / 'cache'}")]
+    out = run(args)
+    assert len([m for m in metrics(tmp_path / "run") if "loss" in m]) == 2
+    backend = LMBackend.from_pretrained(tmp_path / "run" / "init")
+    data = TrainData(compose_recipe(args), backend, DistInfo(), seed=0)
+    batch = data.train_batch(0)
+    assert "codes" in batch and "wav" not in batch
+    for (path, start, duration), item in zip(batch["source"], batch["attributes"], strict=True):
+        clip = item["description"]
+        assert isinstance(clip, AudioValue) and clip.sample_rate == 16000
+        assert abs(duration - 1.0) < 1e-6 and 0.0 <= start <= 1.5 and Path(path).is_file()
+        wav, rate = read_segment(path, start, duration)
+        assert rate == 16000 and torch.equal(clip.wav, wav) and wav.shape == (1, 16000)
+    # the source names the segment the cached codes came from: the codes of the whole clip at that offset
+    (path, start, duration), codes = batch["source"][0], batch["codes"][0]
+    offset = round(start * backend.frame_rate)
+    assert abs(offset - start * backend.frame_rate) < 1e-6
+    encoded = backend.codec.encode(read_segment(path, 0.0, 10.0)[0][None])[0]  # [K, T_clip]
+    assert torch.equal(encoded[:, offset: offset + codes.shape[-1]], codes)
+    assert TextToAudio.from_pretrained(out).generate(["a tone"], 0.2, seed=0).wav.shape == (1, 1, 3200)

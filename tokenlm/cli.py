@@ -12,7 +12,7 @@ from tokenlm.data.cli import add_data_parser
 from tokenlm.data.synth.cli import add_synth_parser
 from tokenlm.defaults import DEFAULT_FOR_BACKEND
 from tokenlm.demo.cli import add_serve_parser
-from tokenlm.eval.cli import add_eval_parser
+from tokenlm.eval.cli import add_eval_parser, add_retrieval_parser
 
 if TYPE_CHECKING:
     from tokenlm.api import Audio
@@ -266,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_commands = add_data_parser(commands)  # tokenlm data index | encode
     add_synth_parser(data_commands)  # tokenlm data synth
     add_eval_parser(commands)  # tokenlm eval
+    add_retrieval_parser(commands)  # tokenlm retrieval (a CLAP's text-audio retrieval)
     add_codec_parser(commands)  # tokenlm codec eval | export
     add_assets_parser(commands)  # tokenlm assets list | pack
     add_serve_parser(commands)  # tokenlm serve (the web demo)

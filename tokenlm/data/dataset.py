@@ -297,12 +297,26 @@ def collate_items(items: Sequence[dict[str, Any]], key: str, what: str, setting:
     shapes = {tuple(item[key].shape) for item in items}
     if len(shapes) != 1:
         raise ValueError(f"items have different {what} shapes {sorted(shapes)}; use one {setting}")
-    return {
+    batch = {
         key: torch.stack([item[key] for item in items]),  # [B, ...]
         "mask": torch.stack([item["mask"] for item in items]),  # [B, N]
         "attributes": [item["attributes"] for item in items],
         "index": torch.tensor([item["index"] for item in items], dtype=torch.long),  # [B]
     }
+    if all("source" in item for item in items):  # (path, start s, duration s) of each item's audio
+        batch["source"] = [item["source"] for item in items]
+    return batch
+
+
+def read_segment(path: str | Path, start: float, duration: float) -> tuple[torch.Tensor, int]:
+    """``duration`` seconds of ``path`` from ``start`` s: float32 ``[C, N]`` and the file's sample rate."""
+    info = sf.info(str(path))
+    first = max(0, round(start * info.samplerate))
+    data, rate = sf.read(str(path), start=first, stop=first + max(1, round(duration * info.samplerate)),
+                         dtype="float32", always_2d=True)  # [N, C]
+    if data.shape[0] == 0:
+        raise ValueError(f"'{path}' has no audio at {start:.3f} s (it is {info.frames / info.samplerate:.3f} s long)")
+    return torch.from_numpy(np.ascontiguousarray(data.T)), int(rate)
 
 
 def collate_audio(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -310,4 +324,4 @@ def collate_audio(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return collate_items(items, "wav", "waveform", "segment_duration")
 
 
-__all__ = ["AudioSegmentDataset", "Clip", "collate_audio", "probe_entries"]
+__all__ = ["AudioSegmentDataset", "Clip", "collate_audio", "probe_entries", "read_segment"]

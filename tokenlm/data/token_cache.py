@@ -391,7 +391,8 @@ class TokenDataset(torch.utils.data.Dataset):
         return self.samples_per_epoch or len(self.entries)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        """Item ``index`` (any integer >= 0): ``{"codes": [K, T], "mask": [T], "attributes", "index"}``."""
+        """Item ``index`` (any integer >= 0): ``{"codes": [K, T], "mask": [T], "attributes", "index", "source"}``,
+        ``source`` being ``(audio path, start s, duration s)`` of the segment."""
         index = operator.index(index)
         if index < 0:
             raise IndexError(f"index must be >= 0, got {index}")
@@ -404,7 +405,12 @@ class TokenDataset(torch.utils.data.Dataset):
         codes[:, :valid] = self._item_codes(entry, offset, offset + valid)
         mask = torch.zeros(self.segment_frames, dtype=torch.bool)  # [T]
         mask[:valid] = True
-        return {"codes": codes, "mask": mask, "attributes": dict(entry["attributes"]), "index": index}
+        rate = self.frame_rate
+        # where the segment's audio lies (conditioners that embed the training clip, e.g. CLAP train_on: audio,
+        # read it from there: a token cache needs no waveform otherwise)
+        source = (str(entry["path"]), float(entry.get("start", 0.0)) + offset / rate, valid / rate)
+        return {"codes": codes, "mask": mask, "attributes": dict(entry["attributes"]), "index": index,
+                "source": source}
 
 
 def collate_codes(items: Sequence[dict[str, Any]]) -> dict[str, Any]:

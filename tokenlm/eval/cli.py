@@ -151,3 +151,57 @@ def add_eval_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentPa
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     parser.set_defaults(func=run_eval)
     return parser
+
+
+def run_retrieval(args: argparse.Namespace) -> int:
+    """Embed the manifest's clips and captions with ``--clap`` and report retrieval (``tokenlm retrieval``)."""
+    import json
+
+    import numpy as np
+    import torch
+
+    from tokenlm.eval.embedders import load_embedder
+    from tokenlm.eval.inputs import load_clip, read_entries
+    from tokenlm.eval.retrieval import retrieval_report
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    clap = load_embedder("clap", args.clap)
+    entries = read_entries(args.manifest)
+    entries = entries[: args.limit] if args.limit else entries
+    if len(entries) < 2:
+        raise ValueError(f"retrieval needs at least 2 captioned clips; {args.manifest} gives {len(entries)}")
+    captions = [entry["description"] for entry in entries]
+    clips = [load_clip(entry["path"]) for entry in entries]
+    audio = np.concatenate([frames.mean(0, keepdims=True) for frames in clap.embed_clips(clips)])  # [N, D]
+    report = retrieval_report(clap.embed_texts(captions), audio, captions, [e["labels"] for e in entries])
+    report.update(clap=str(args.clap), manifest=str(args.manifest))
+    matched, strict = report["matched"], report["strict"]
+    print(f"{report['clips']} clips: text->audio R@1 {matched['t2a_r@1']:.3f} R@10 {matched['t2a_r@10']:.3f} "
+          f"(chance {matched['t2a_chance_r@10']:.3f}), audio->text R@1 {matched['a2t_r@1']:.3f} "
+          f"R@10 {matched['a2t_r@10']:.3f}; strict pairs: text->audio R@10 {strict['t2a_r@10']:.3f}")
+    print("mAP per attribute: " + ", ".join(f"{k} {v['map']:.2f} (chance {v['chance']:.2f})"
+                                            for k, v in report["attributes"].items()))
+    print(f"CLAP score: paired {report['paired_cosine']:.3f}, shuffled {report['shuffled_cosine']:.3f}")
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2))
+        print(f"wrote {out}")
+    return 0
+
+
+def add_retrieval_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``retrieval`` on the ``tokenlm`` command's subparsers."""
+    parser = commands.add_parser(
+        "retrieval", help="text-audio retrieval (R@k, mAP per attribute) of a CLAP on a captioned manifest",
+        epilog="example: tokenlm retrieval --clap runs/demo_clap/export --manifest data/synth_sfx16k_4s/"
+               "test_heldout.jsonl --out retrieval.json",
+    )
+    parser.add_argument("--clap", required=True, metavar="DIR", help="a local ClapModel + ClapProcessor folder")
+    parser.add_argument("--manifest", required=True, help="JSONL manifest with path, description and labels")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N clips")
+    parser.add_argument("--out", default=None, help="write the report as JSON here")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    parser.set_defaults(func=run_retrieval)
+    return parser

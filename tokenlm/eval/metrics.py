@@ -65,3 +65,17 @@ def clap_score(text_embeddings: np.ndarray, audio_embeddings: np.ndarray) -> flo
     text = text / np.linalg.norm(text, axis=1, keepdims=True).clip(min=1e-12)
     audio = audio / np.linalg.norm(audio, axis=1, keepdims=True).clip(min=1e-12)
     return float((text * audio).sum(1).mean())
+
+
+def clap_score_shuffled(text_embeddings: np.ndarray, audio_embeddings: np.ndarray) -> float:
+    """The CLAP score of mismatched pairs: the mean cosine of text i with audio j over all i != j (what
+    :func:`clap_score` gives, in expectation, after shuffling the captions); a CLAP that reads the audio scores
+    the real pairs above it."""
+    text = np.asarray(text_embeddings, np.float64).reshape(len(text_embeddings), -1)
+    audio = np.asarray(audio_embeddings, np.float64).reshape(len(audio_embeddings), -1)
+    if text.shape != audio.shape or len(text) < 2:
+        raise ValueError(f"need >= 2 paired embeddings: text {text.shape} vs audio {audio.shape}")
+    text = text / np.linalg.norm(text, axis=1, keepdims=True).clip(min=1e-12)
+    audio = audio / np.linalg.norm(audio, axis=1, keepdims=True).clip(min=1e-12)
+    total = text.sum(0) @ audio.sum(0)  # the sum of every pair's cosine
+    return float((total - (text * audio).sum()) / (len(text) * (len(text) - 1)))

@@ -22,7 +22,13 @@ from tokenlm.eval.alignment import OVERALL, alignment_report, score_clips, summa
 from tokenlm.eval.analysis import Analysis, analyze
 from tokenlm.eval.captions import parse_caption
 from tokenlm.eval.frechet import quality_score
-from tokenlm.eval.metrics import clap_score, frechet_audio_distance, inception_score, kl_divergences
+from tokenlm.eval.metrics import (
+    clap_score,
+    clap_score_shuffled,
+    frechet_audio_distance,
+    inception_score,
+    kl_divergences,
+)
 
 if TYPE_CHECKING:
     from tokenlm.eval.embedders import AudioClassifier, AudioEmbedder
@@ -175,5 +181,7 @@ def standard_metrics(
         metrics["inception_score"] = inception_score(gen_logits)
     if clap is not None:
         audio = np.concatenate(clap.embed_clips(gen))
-        metrics["clap_score"] = clap_score(clap.embed_texts([captions[i] for i in usable]), audio)
+        texts = clap.embed_texts([captions[i] for i in usable])
+        metrics["clap_score"] = clap_score(texts, audio)
+        metrics["clap_score_shuffled"] = clap_score_shuffled(texts, audio) if len(usable) > 1 else None
     return metrics

@@ -80,10 +80,12 @@ def build_backend(
     kind = cfg.get("backend", "lm")
     if kind == "codec":
         return build_codec_trainee(cfg, seed)
+    if kind == "clap":
+        return build_clap_trainee(cfg, captions, work_dir, seed)
     if kind == "ldm":
         return build_ldm_backend(cfg, captions, work_dir, seed, values_of)
     if kind != "lm":
-        raise ValueError(f"recipe backend must be 'lm', 'ldm' or 'codec', got {kind!r}")
+        raise ValueError(f"recipe backend must be 'lm', 'ldm', 'codec' or 'clap', got {kind!r}")
     return build_lm_backend(cfg, captions, work_dir, seed, values_of)
 
 
@@ -96,6 +98,15 @@ def build_codec_trainee(cfg: dict[str, Any], seed: int) -> torch.nn.Module:
     section = cfg["codec"]
     architecture = codec_config(**(section.get("architecture") or {}))
     return CodecTrainee(CodecTrainingConfig(encodec=architecture, **(section.get("training") or {})))
+
+
+def build_clap_trainee(cfg: dict[str, Any], captions: list[str], work_dir: Path, seed: int) -> torch.nn.Module:
+    """The untrained CLAP of a ``backend: clap`` recipe: ``clap`` holds ``ClapTrainingConfig`` fields; its
+    tokenizer is trained on the training captions."""
+    from tokenlm.clap import ClapTrainee, ClapTrainingConfig
+
+    torch.manual_seed(seed)
+    return ClapTrainee.build(ClapTrainingConfig(**(cfg.get("clap") or {})), captions, work_dir)
 
 
 def build_lm_backend(

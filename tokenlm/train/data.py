@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from conditioners.base import AudioValue
-from tokenlm.data.dataset import AudioSegmentDataset, collate_audio
+from tokenlm.data.dataset import AudioSegmentDataset, collate_audio, read_segment
 from tokenlm.data.manifest import read_manifest
 from tokenlm.lm.backend import LMBackend
 from tokenlm.train.distributed import DistInfo, all_reduce_mean
@@ -102,13 +102,17 @@ class TrainData:
         """Give conditioners that train on audio each sample's clip (its valid samples) as their value."""
         if not self.audio_attributes:
             return batch
-        if "wav" not in batch:
+        if "wav" in batch:
+            clips = [AudioValue(wav[:, : max(1, int(mask.sum()))].float(), int(self.sample_rate))  # [C, N], [N]
+                     for wav, mask in zip(batch["wav"], batch["mask"], strict=True)]
+        elif "source" in batch:  # a token cache: each segment's audio is read from its source file
+            clips = [AudioValue(*read_segment(*source)) for source in batch["source"]]
+        else:
             raise ValueError(
                 f"conditioner(s) for {self.audio_attributes} train on audio (train_on: audio), but this batch holds "
-                "codes from a token cache, not audio; train from the audio manifest (data.cache=null)"
+                "neither audio nor the source of its codes; train from the audio manifest (data.cache=null)"
             )
-        for wav, mask, item in zip(batch["wav"], batch["mask"], batch["attributes"], strict=True):  # [C, N], [N]
-            clip = AudioValue(wav[:, : max(1, int(mask.sum()))].float(), int(self.sample_rate))
+        for clip, item in zip(clips, batch["attributes"], strict=True):
             for name in self.audio_attributes:
                 item[name] = clip
         return batch
@@ -117,9 +121,12 @@ class TrainData:
         """The micro-batch at ``position`` (consecutive calls stream from worker processes)."""
         if self._loader is None or position != self._position + 1:
             sampler = PositionSampler(position, self.local_batch, self.info)
+            # the loader's own generator: creating it (again on resume) must not draw from the global RNG, which
+            # the model's dropout reads and checkpoints restore
             loader = DataLoader(
                 self.train, batch_sampler=sampler, num_workers=self.num_workers, collate_fn=self.collate,
                 pin_memory=torch.cuda.is_available(), persistent_workers=self.num_workers > 0,
+                generator=torch.Generator().manual_seed(position),
             )
             self._loader = iter(loader)
         self._position = position

@@ -88,6 +88,10 @@ def load_training_backend(kind: str, directory: Path, device: torch.device) -> t
         from tokenlm.codecs.training import CodecTrainee
 
         return CodecTrainee.from_pretrained(directory, device=device)
+    if kind == "clap":
+        from tokenlm.clap import ClapTrainee
+
+        return ClapTrainee.from_pretrained(directory, device=device)
     from tokenlm.backends import get_backend_class
 
     return get_backend_class(kind).from_pretrained(directory, device=device)

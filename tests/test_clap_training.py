@@ -1,0 +1,174 @@
+"""A CLAP trained here: the caption tokenizer, the contrastive loss, training through the recipe trainer (export
+as a plain ClapModel folder that the conditioner, the eval's CLAP embedder and `tokenlm retrieval` load), resume,
+and the errors of caption-less data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tokenlm.clap import ClapTrainee, ClapTrainingConfig, train_caption_tokenizer
+from tokenlm.train.main import run
+
+try:  # tests/ is on sys.path under pytest's default (prepend) import mode
+    from captions import CAPTIONS
+    from conftest import metrics, tiny_recipe_overrides
+except ImportError:  # importlib import mode, or tests/ made a package
+    from tests.captions import CAPTIONS
+    from tests.conftest import metrics, tiny_recipe_overrides
+
+TINY_AUDIO = {"spec_size": 64, "num_mel_bins": 16, "window_size": 4, "patch_size": 2, "patch_stride": 2,
+              "hidden_size": 32, "patch_embeds_hidden_size": 16, "depths": [1, 1], "num_attention_heads": [2, 2],
+              "enable_fusion": False}
+TINY_TEXT = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64,
+             "max_position_embeddings": 40}
+TINY_FEATURES = {"feature_size": 16, "sampling_rate": 16000, "hop_length": 160, "fft_window_size": 512,
+                 "max_length_s": 1, "frequency_min": 50, "frequency_max": 8000, "padding": "repeatpad",
+                 "truncation": "rand_trunc"}
+
+
+def tiny_config(**overrides) -> ClapTrainingConfig:
+    return ClapTrainingConfig(audio=dict(TINY_AUDIO), text=dict(TINY_TEXT), features=dict(TINY_FEATURES),
+                              projection_dim=16, vocab_size=300, max_length=32, **overrides)
+
+
+def hydra_value(value) -> str:
+    """``value`` in Hydra's override grammar (``{key:value,...}``, ``[a,b]``, ``true``)."""
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{hydra_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(hydra_value(v) for v in value) + "]"
+    return json.dumps(value) if isinstance(value, bool) else str(value)
+
+
+def tiny_clap_overrides(run_dir: Path, data: Path, steps: int, *extra: str) -> list[str]:
+    """``recipe=demo_clap`` shrunk to the tiny model, 1 s segments and batches of 8."""
+    sections = {"audio": TINY_AUDIO, "text": TINY_TEXT, "features": TINY_FEATURES}
+    clap = [f"+clap.{name}={hydra_value(value)}" for name, value in sections.items()]
+    return ["recipe=demo_clap", *tiny_recipe_overrides(run_dir, data, steps, warmup_steps=2, settings=(
+        "solver.batch_size=8", "clap.vocab_size=300", "clap.max_length=32", "clap.projection_dim=16",
+        "checkpoint.every=3", "solver.lr=0.003", "valid.every=0", "solver.ema_decay=0.5",
+    )), *clap, *extra]
+
+
+def tones(frequencies: list[float], seconds: float = 1.0, rate: int = 16000) -> torch.Tensor:
+    t = torch.arange(int(seconds * rate)) / rate
+    return torch.stack([0.3 * torch.sin(2 * torch.pi * f * t) for f in frequencies])[:, None]  # [B, 1, N]
+
+
+def test_caption_tokenizer(tmp_path: Path) -> None:
+    tokenizer = train_caption_tokenizer(CAPTIONS * 3, tmp_path / "tok", vocab_size=300, max_length=16)
+    ids = tokenizer(["a steady tone at 300 hz"])["input_ids"][0]
+    assert ids[0] == tokenizer.cls_token_id == 0 and ids[-1] == tokenizer.sep_token_id == 2
+    assert tokenizer.pad_token_id == 1 and len(tokenizer) <= 300
+    assert tokenizer.decode(ids, skip_special_tokens=True) == "a steady tone at 300 hz"
+    with pytest.raises(ValueError, match="needs captions"):
+        train_caption_tokenizer(["", "  "], tmp_path / "none")
+    with pytest.raises(ValueError, match="vocab_size must be >= 300"):
+        train_caption_tokenizer(CAPTIONS, tmp_path / "small", vocab_size=100)
+
+
+def test_contrastive_loss_is_symmetric_infonce_over_caption_positives(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    trainee = ClapTrainee.build(tiny_config(), CAPTIONS * 3, tmp_path).eval()  # eval: no dropout
+    wav = tones([220.0, 440.0, 880.0, 450.0])
+    captions = ["a low tone", "a tone at 440 hz", "a high tone", "a  Tone at 440 HZ"]  # rows 1 and 3: same text
+    attributes = [{"description": c} for c in captions]
+    losses = trainee.compute_loss(wav, None, attributes)
+    audio, text = trainee.embed_audio(wav), trainee.embed_text(captions)
+    assert torch.allclose(audio.norm(dim=-1), torch.ones(4)) and torch.allclose(text.norm(dim=-1), torch.ones(4))
+    positive = torch.eye(4)
+    positive[1, 3] = positive[3, 1] = 1
+    targets = positive / positive.sum(-1, keepdim=True)
+    scale = 1 / 0.07
+    logits = scale * text @ audio.T
+    expected = (-(targets * F.log_softmax(logits, 1)).sum(1).mean() - (targets * F.log_softmax(logits.T, 1)).sum(1)
+                .mean()) / 2
+    assert losses["loss"].item() == pytest.approx(expected.item(), rel=1e-5)
+    assert losses["logit_scale"].item() == pytest.approx(scale, rel=1e-5)
+    # plain InfoNCE treats the repeated caption as a negative
+    plain = ClapTrainee(tiny_config(positives="index"), trainee.processor, trainee.model).eval()
+    one_hot = (F.cross_entropy(logits, torch.arange(4)) + F.cross_entropy(logits.T, torch.arange(4))) / 2
+    assert plain.compute_loss(wav, None, attributes)["loss"].item() == pytest.approx(one_hot.item(), rel=1e-5)
+    assert torch.equal(trainee.positives(captions), positive.bool())
+    assert torch.equal(plain.positives(captions), torch.eye(4, dtype=torch.bool))
+    # the temperature is capped at logit_scale_max
+    with torch.no_grad():
+        trainee.model.logit_scale_t.fill_(10.0)
+    assert trainee.compute_loss(wav, None, attributes)["logit_scale"].item() == pytest.approx(100.0)
+    # the mask keeps only the valid samples: a clip padded with silence embeds like the clip alone
+    padded = torch.cat([wav, torch.zeros(4, 1, 8000)], -1)
+    mask = torch.zeros(4, 24000, dtype=torch.bool)
+    mask[:, :16000] = True
+    assert torch.allclose(trainee.embed_audio(padded, mask), audio, atol=1e-5)
+
+
+def test_contrastive_loss_errors(tmp_path: Path) -> None:
+    trainee = ClapTrainee.build(tiny_config(), CAPTIONS, tmp_path)
+    wav = tones([220.0, 440.0])
+    with pytest.raises(ValueError, match=r"caption \('description'\) for every clip; batch rows \[1\] have none"):
+        trainee.compute_loss(wav, None, [{"description": "a tone"}, {"description": " "}])
+    with pytest.raises(ValueError, match="no condition dropout"):
+        trainee.compute_loss(wav, None, [{"description": "a"}, {"description": "b"}], torch.tensor([True, False]))
+    with pytest.raises(ValueError, match=">= 2 clips"):
+        trainee.compute_loss(wav[:1], None, [{"description": "a"}])
+    with pytest.raises(ValueError, match=r"mono \[B, 1, N\]"):
+        trainee.embed_audio(wav[:, 0])
+    with pytest.raises(ValueError, match="positives must be one of"):
+        tiny_config(positives="labels")
+    with pytest.raises(ValueError, match="CLAP training needs captions"):
+        ClapTrainee.build(tiny_config(), [], tmp_path / "none")
+
+
+def test_clap_trains_from_the_recipe_and_exports_a_clap_model_folder(tmp_path: Path, tiny_manifest: Path) -> None:
+    from conditioners.clap import ClapConditioner
+    from tokenlm.eval.embedders.clap import ClapEmbedder
+
+    out = run(tiny_clap_overrides(tmp_path / "run", tiny_manifest, 30))
+    logged = [m for m in metrics(tmp_path / "run") if "loss" in m]
+    assert len(logged) == 30
+    first, last = np.mean([m["loss"] for m in logged[:5]]), np.mean([m["loss"] for m in logged[-5:]])
+    assert last < first - 0.3, (first, last)  # it learns (the tiny set holds 12 tones and 12 noises)
+    # a plain ClapModel + ClapProcessor folder: what every CLAP consumer loads
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in out.iterdir()}
+    embedder = ClapEmbedder.from_pretrained(out)
+    conditioner = ClapConditioner("description", None, out, train_on="audio")
+    trainee = ClapTrainee.from_pretrained(tmp_path / "run" / "init")  # the untrained model
+    wav = tones([300.0])
+    exported = embedder.embed(wav[0, 0])
+    assert exported.shape == (1, 16)
+    assert torch.allclose(conditioner.encode(["a steady tone at 300 hz"]).embeds[0, 0].float(),
+                          torch.from_numpy(embedder.embed_texts(["a steady tone at 300 hz"])[0]).float(), atol=1e-5)
+    assert not torch.allclose(trainee.embed_audio(wav), exported, atol=1e-3)  # the export holds trained weights
+
+
+def test_clap_training_resumes_exactly(tmp_path: Path, tiny_manifest: Path, monkeypatch) -> None:
+    from safetensors.torch import load_file
+
+    run(tiny_clap_overrides(tmp_path / "full", tiny_manifest, 6))
+    monkeypatch.setenv("TOKENLM_SIGNAL_AFTER_STEP", "3:SIGTERM")  # the trainer checkpoints after step 3 and stops
+    run(tiny_clap_overrides(tmp_path / "sig", tiny_manifest, 6))
+    monkeypatch.delenv("TOKENLM_SIGNAL_AFTER_STEP")
+    assert not (tmp_path / "sig" / "export").exists()
+    run([*tiny_clap_overrides(tmp_path / "sig", tiny_manifest, 6), "resume=true"])
+    a = load_file(str(tmp_path / "full" / "export" / "model.safetensors"))
+    b = load_file(str(tmp_path / "sig" / "export" / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    losses = [[m["loss"] for m in metrics(tmp_path / name) if "loss" in m] for name in ("full", "sig")]
+    assert losses[0] == losses[1]
+
+
+def test_caption_less_manifest_cannot_train_a_clap(tmp_path: Path, tiny_manifest: Path) -> None:
+    for name in ("train.jsonl", "valid.jsonl"):
+        lines = [json.loads(line) for line in (tiny_manifest / name).read_text().splitlines() if line]
+        for line in lines:
+            line["path"] = str(tiny_manifest / line["path"])
+            del line["description"]
+        (tmp_path / name).write_text("".join(json.dumps(line) + "\n" for line in lines))
+    with pytest.raises(ValueError, match="CLAP training needs captions.*demo_ldm_clap"):
+        run(tiny_clap_overrides(tmp_path / "run", tmp_path, 2))
