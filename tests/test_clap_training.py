@@ -145,6 +145,17 @@ def test_clap_trains_from_the_recipe_and_exports_a_clap_model_folder(tmp_path: P
     assert torch.allclose(conditioner.encode(["a steady tone at 300 hz"]).embeds[0, 0].float(),
                           torch.from_numpy(embedder.embed_texts(["a steady tone at 300 hz"])[0]).float(), atol=1e-5)
     assert not torch.allclose(trainee.embed_audio(wav), exported, atol=1e-3)  # the export holds trained weights
+    # shipped as an asset: float16 on disk, read back as float32, embedding like the export
+    from safetensors.torch import load_file
+
+    from tokenlm.cli import main
+
+    assert main(["assets", "pack", str(out), "--name", "clap_tiny", "--assets-dir", str(tmp_path)]) == 0
+    stored = load_file(str(tmp_path / "clap_tiny" / "model.safetensors"))
+    assert {t.dtype for t in stored.values() if t.is_floating_point()} == {torch.float16}
+    packed = ClapEmbedder.from_pretrained(tmp_path / "clap_tiny")
+    assert next(packed.model.parameters()).dtype == torch.float32
+    assert F.cosine_similarity(packed.embed(wav[0, 0]), exported).item() > 0.999
 
 
 def test_clap_training_resumes_exactly(tmp_path: Path, tiny_manifest: Path, monkeypatch) -> None:

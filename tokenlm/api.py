@@ -162,8 +162,9 @@ class TextToAudio:
         """Load a tokenlm checkpoint folder, or convert on the fly a transformers MusicGen folder or an audiocraft
         MusicGen / AudioGen release (its T5 and, for ``{"pretrained": ...}`` codecs, its EnCodec come from the local
         Hugging Face cache; ``tokenlm convert audiocraft --t5 --encodec`` takes explicit folders), or run a local
-        diffusers AudioLDM 2 / Stable Audio pipeline folder with the ``diffusers`` backend. ``"default"`` (the token LM)
-        and ``"default-ldm"`` (latent diffusion) are the models shipped in the package (see ``tokenlm.defaults``).
+        diffusers AudioLDM / AudioLDM 2 / MusicLDM / Stable Audio pipeline folder with the ``diffusers`` backend.
+        ``"default"`` (the token LM) and ``"default-ldm"`` (latent diffusion) are the models shipped in the package
+        (see ``tokenlm.defaults``).
 
         ``dtype`` is the inference dtype of the generator network (the LM or the DiT): ``"auto"`` (bf16 weights on a
         CPU with native bf16 (AVX-512 BF16 or AMX), bf16 autocast on CUDA, float32 elsewhere), ``"float32"`` or
@@ -201,7 +202,8 @@ class TextToAudio:
             raise CheckpointError(
                 f"{str(path)!r} is not a checkpoint folder: it has no config.json (tokenlm loads a tokenlm checkpoint "
                 "or a transformers MusicGen folder (config.json), an audiocraft release (state_dict.bin + "
-                "compression_state_dict.bin) or a diffusers AudioLDM 2 / Stable Audio folder (model_index.json))"
+                "compression_state_dict.bin) or a diffusers AudioLDM / AudioLDM 2 / MusicLDM / Stable Audio folder "
+                "(model_index.json))"
             )
         config = read_config(path)
         if str(config.get("model_type", "")).startswith("musicgen"):  # MusicGen (Melody is refused there)

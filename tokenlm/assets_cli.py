@@ -17,9 +17,17 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _pack(args: argparse.Namespace) -> int:
-    from tokenlm.train.pack import pack_model
+    import json
+    from pathlib import Path
 
-    target = pack_model(args.export, args.name, codec_asset=args.codec, assets_dir=args.assets_dir, half=not args.fp32)
+    from tokenlm.train.pack import pack_clap, pack_model
+
+    config_path = Path(args.export) / "config.json"
+    if config_path.is_file() and json.loads(config_path.read_text()).get("model_type") == "clap":  # a CLAP folder
+        target = pack_clap(args.export, args.name, assets_dir=args.assets_dir, half=not args.fp32)
+    else:
+        target = pack_model(args.export, args.name, codec_asset=args.codec, assets_dir=args.assets_dir,
+                            half=not args.fp32)
     size = sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
     print(f"packed {args.export} into {target} ({size / 1e6:.1f} MB)")
     return 0
@@ -32,7 +40,8 @@ def add_assets_parser(commands: argparse._SubParsersAction) -> None:
     listing = sub.add_parser("list", help="the shipped models, their sizes and default names")
     listing.set_defaults(func=_list)
     pack = sub.add_parser(
-        "pack", help="turn an exported run into a shipped asset (shared codec and packaged MiniLM referenced, fp16)",
+        "pack", help="turn an exported run into a shipped asset (shared codec and packaged MiniLM referenced, fp16; "
+                     "a trained CLAP folder is stored in fp16)",
         epilog="example: tokenlm assets pack runs/demo_lm/export --name lm_sfx16k",
     )
     pack.add_argument("export", help="the exported checkpoint folder of a run (runs/NAME/export)")

@@ -45,9 +45,13 @@ def check_model_folder(folder: str | Path, what: str, model_types: tuple[str, ..
 
 
 def load_pretrained(model_class: Any, folder: Path, what: str) -> Any:
-    """``model_class.from_pretrained`` of a local folder (ValueError naming ``what`` when it has no weights)."""
+    """``model_class.from_pretrained`` of a local folder in float32 (ValueError naming ``what`` when it has no
+    weights). Float32 whatever the file stores: transformers would otherwise keep a float16 file's dtype, and
+    frozen encoders run in float32 (a shipped encoder stores float16 to halve its size)."""
+    import torch
+
     try:
-        return model_class.from_pretrained(folder, local_files_only=True)
+        return model_class.from_pretrained(folder, local_files_only=True, dtype=torch.float32)
     except (OSError, ValueError) as err:
         raise ValueError(f"{str(folder)!r} has no loadable {what} weights: {err}") from err
 

@@ -255,7 +255,8 @@ class ClapTrainee(nn.Module):
             raise CheckpointError(f"{str(directory)!r} is not a CLAP-training folder (no {TRAINEE_CONFIG})")
         config = ClapTrainingConfig(**json.loads(path.read_text())["training"])
         processor = ClapProcessor.from_pretrained(directory, local_files_only=True)
-        trainee = cls(config, processor, ClapModel.from_pretrained(directory, local_files_only=True))
+        model = ClapModel.from_pretrained(directory, local_files_only=True, dtype=torch.float32)
+        trainee = cls(config, processor, model)
         if device is not None:
             trainee.to(device)
         return trainee.eval()

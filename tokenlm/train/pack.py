@@ -116,3 +116,59 @@ def _check_packed(original, folder: Path) -> None:
         b = packed.conditioning.encode(attributes).as_sequence().embeds
     if not torch.allclose(a, b, atol=1e-2 * float(a.abs().max()) + 1e-6):
         raise ValueError(f"the packed model in {str(folder)!r} conditions differently from the export")
+
+
+def pack_clap(export_dir: str | Path, name: str, *, assets_dir: str | Path | None = None, half: bool = True) -> Path:
+    """Ship a trained CLAP (a ``ClapModel`` + ``ClapProcessor`` folder, e.g. ``runs/demo_clap/export``) as
+    ``assets_dir/name``, its weights in float16 when ``half`` (every tokenlm loader reads CLAP weights as float32).
+
+    The folder is written under a temporary name and renamed, then loaded back and checked: its text and audio
+    embeddings of a probe must match the export's (cosine > 0.999).
+    """
+    import shutil
+    import tempfile
+
+    import torch
+    from transformers import ClapModel, ClapProcessor
+
+    export_dir = Path(export_dir)
+    root = Path(assets_dir) if assets_dir is not None else ASSETS_DIR
+    model = ClapModel.from_pretrained(export_dir, local_files_only=True, dtype=torch.float32).eval()
+    processor = ClapProcessor.from_pretrained(export_dir, local_files_only=True)
+    staging = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}."))
+    try:
+        (model.half() if half else model).save_pretrained(staging)
+        processor.save_pretrained(staging)
+        staging.chmod(0o755)  # mkdtemp makes it private; a shipped folder is world-readable
+        target = root / name
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _check_clap(export_dir, target, processor)
+    return target
+
+
+def _check_clap(original: Path, packed: Path, processor) -> None:
+    """The packed CLAP embeds a probe tone and caption like the export (cosine > 0.999)."""
+    import torch
+    from transformers import ClapModel
+
+    rate = int(processor.feature_extractor.sampling_rate)
+    time = torch.arange(rate) / rate
+    features = processor.feature_extractor([(0.3 * torch.sin(2 * torch.pi * 440 * time)).numpy()],
+                                           sampling_rate=rate, return_tensors="pt")
+    tokens = processor.tokenizer(["a steady tone at 440 hz"], return_tensors="pt")
+    embeddings = []
+    for folder in (original, packed):
+        model = ClapModel.from_pretrained(folder, local_files_only=True, dtype=torch.float32).eval()
+        with torch.no_grad():
+            audio = model.get_audio_features(input_features=features["input_features"])
+            text = model.get_text_features(**tokens)
+        embeddings.append([getattr(x, "pooler_output", x) for x in (audio, text)])
+    for a, b in zip(*embeddings, strict=True):
+        cosine = float(torch.nn.functional.cosine_similarity(a, b).min())
+        if cosine <= 0.999:
+            raise ValueError(f"the packed CLAP in {str(packed)!r} embeds unlike its export (cosine {cosine:.4f})")

@@ -35,7 +35,7 @@ class ClapEmbedder(AudioEmbedder):
         find_weights(directory, ("*.safetensors", "*.bin"), "CLAP")
         find_weights(directory, ("preprocessor_config.json", "processor_config.json"), "CLAP feature extractor")
         find_weights(directory, ("tokenizer.json", "vocab.json", "tokenizer_config.json"), "CLAP tokenizer")
-        model = ClapModel.from_pretrained(directory, local_files_only=True)
+        model = ClapModel.from_pretrained(directory, local_files_only=True, dtype=torch.float32)  # even from fp16
         processor = ClapProcessor.from_pretrained(directory, local_files_only=True)
         return cls(model, processor)
 
