@@ -183,3 +183,43 @@ def test_caption_less_manifest_cannot_train_a_clap(tmp_path: Path, tiny_manifest
         (tmp_path / name).write_text("".join(json.dumps(line) + "\n" for line in lines))
     with pytest.raises(ValueError, match="CLAP training needs captions.*demo_ldm_clap"):
         run(tiny_clap_overrides(tmp_path / "run", tmp_path, 2))
+
+
+def test_readme_clap_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's CLAP commands, run as written on a small data set, the tiny architecture and a few steps (the
+    pack line writes to a scratch assets folder, not the package)."""
+    import re
+    import shlex
+
+    from tokenlm import TextToAudio
+    from tokenlm.cli import main
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = next(b for b in re.findall(r"```bash\n(.*?)```", readme, flags=re.S) if "recipe=demo_clap" in b)
+    monkeypatch.chdir(tmp_path)
+    data = ["data.synth.n=40", "data.synth.workers=1", "data.synth.duration=1.0", "data.segment_duration=1.0",
+            "log.tensorboard=false", "checkpoint.every=0", "valid.every=0", "solver.batch_size=4", "solver.steps=2"]
+    tiny = [a for a in tiny_clap_overrides(tmp_path, tmp_path, 2) if a.startswith(("+clap.", "clap."))]
+    dit = ["model.dim=32", "model.num_layers=2", "model.num_heads=2", "model.cond_dim=32", "model.adaln_rank=4",
+           "model.stats_items=4", "conditioners.0.params.model_path=runs/demo_clap/export"]
+    lines = [line.split("#")[0] for line in block.strip().splitlines()]
+    assert len(lines) == 5
+    for line in lines:
+        argv = shlex.split(line)[1:]
+        if argv[:2] == ["train", "recipe=demo_clap"]:
+            argv += [*data, *tiny]
+        elif argv[:2] == ["train", "recipe=demo_ldm_clap"]:
+            argv += [*data, *dit]
+        elif argv[:2] == ["assets", "pack"]:
+            argv += ["--assets-dir", str(tmp_path)]
+        elif argv[0] == "eval":
+            argv += ["--limit", "2", "--duration", "0.5"]
+        assert main(argv) == 0, line
+    retrieval = json.loads((tmp_path / "retrieval.json").read_text())
+    assert retrieval["clips"] >= 2 and 0 <= retrieval["matched"]["t2a_r@10"] <= 1
+    standard = json.loads((tmp_path / "eval_clap" / "report.json").read_text())["metrics"]
+    assert -1 <= standard["clap_score"] <= 1 and -1 <= standard["clap_score_shuffled"] <= 1
+    assert (tmp_path / "clap_sfx16k" / "model.safetensors").is_file()
+    model = TextToAudio.from_pretrained(tmp_path / "runs" / "demo_ldm_clap" / "export")
+    assert model.backend.conditioning.conditioners["description"].train_on == "audio"
+    assert model.generate(["three short beeps"], 0.5, seed=0).wav.shape == (1, 1, 8000)

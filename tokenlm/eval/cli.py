@@ -142,9 +142,11 @@ def add_eval_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentPa
                         help="classifier-free guidance for generation (default: the model's own, else 3 for LMs, "
                              "5 for diffusion)")
     parser.add_argument("--fad", action="append", metavar="NAME=DIR",
-                        help="FAD with a local embedder: vggish, panns, clap or encodec (repeatable)")
+                        help="FAD with a local embedder: vggish, panns, clap or encodec (repeatable; "
+                             "clap=clap_sfx16k: the shipped CLAP)")
     parser.add_argument("--classifier", metavar="panns=DIR", help="KL and Inception Score with a local classifier")
-    parser.add_argument("--clap", metavar="DIR", help="CLAP score with a local ClapModel folder")
+    parser.add_argument("--clap", metavar="DIR", help="CLAP score with a local ClapModel folder (clap_sfx16k: the "
+                                                      "shipped CLAP trained here)")
     parser.add_argument("--device", default=None, help="torch device for generation")
     parser.add_argument("--dtype", choices=("auto", "float32", "bfloat16"), default="auto",
                         help="inference dtype of the model under test (see tokenlm generate --dtype)")
@@ -198,7 +200,8 @@ def add_retrieval_parser(commands: argparse._SubParsersAction) -> argparse.Argum
         epilog="example: tokenlm retrieval --clap runs/demo_clap/export --manifest data/synth_sfx16k_4s/"
                "test_heldout.jsonl --out retrieval.json",
     )
-    parser.add_argument("--clap", required=True, metavar="DIR", help="a local ClapModel + ClapProcessor folder")
+    parser.add_argument("--clap", required=True, metavar="DIR",
+                        help="a local ClapModel + ClapProcessor folder (clap_sfx16k: the shipped CLAP trained here)")
     parser.add_argument("--manifest", required=True, help="JSONL manifest with path, description and labels")
     parser.add_argument("--limit", type=int, default=None, help="only the first N clips")
     parser.add_argument("--out", default=None, help="write the report as JSON here")

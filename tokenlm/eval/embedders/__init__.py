@@ -26,7 +26,18 @@ def _load(registry: dict[str, tuple[str, str]], kind: str, name: str, directory:
     if name not in registry:
         raise ValueError(f"unknown {kind} {name!r}; allowed: {sorted(registry)}")
     module, cls = registry[name]
-    return getattr(importlib.import_module(module), cls).from_pretrained(directory)
+    return getattr(importlib.import_module(module), cls).from_pretrained(weights_folder(directory))
+
+
+def weights_folder(directory: str | Path) -> Path:
+    """``directory``, or the shipped asset of that name when no such folder exists (``clap_sfx16k``: the CLAP
+    trained here, so ``--clap clap_sfx16k`` works from any working directory)."""
+    from tokenlm.common.assets import ASSETS_DIR
+
+    path = Path(directory)
+    if not path.exists() and str(directory) == path.name and (ASSETS_DIR / path.name / "config.json").is_file():
+        return ASSETS_DIR / path.name
+    return path
 
 
 def load_embedder(name: str, directory: str | Path) -> AudioEmbedder:

@@ -48,6 +48,7 @@ class ClapEmbedder(AudioEmbedder):
     @torch.no_grad()
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """``[N, D]`` unit-norm text embeddings."""
-        inputs = self.processor.tokenizer(list(texts), padding=True, return_tensors="pt")
+        # truncated to the tokenizer's model_max_length: a longer caption would index past the position table
+        inputs = self.processor.tokenizer(list(texts), padding=True, truncation=True, return_tensors="pt")
         features = _features(self.model.get_text_features(**inputs))
         return torch.nn.functional.normalize(features.float(), dim=-1).double().numpy()
