@@ -67,10 +67,15 @@ def audio_files(directory: str | Path) -> list[Path]:
 
 def match_audio(directory: str | Path, entries: Sequence[dict[str, Any]] | None, count: int) -> list[Path]:
     """The generated file for each caption: for manifest entries the file of the same name in
-    ``directory``, otherwise the folder's audio files in name order (there must be exactly ``count``)."""
+    ``directory``, or else ``clip_00000.wav``, ``clip_00001.wav``, ... in manifest order (what ``tokenlm eval
+    --model`` writes to its ``audio`` folder, so a report's audio can be scored again); otherwise the folder's
+    audio files in name order (there must be exactly ``count``)."""
     if entries is not None:
         paths = [Path(directory) / Path(entry["path"]).name for entry in entries]
         missing = [str(p) for p in paths if not p.is_file()]
+        written = [Path(directory) / f"clip_{index:05d}.wav" for index in range(len(entries))]
+        if missing and all(p.is_file() for p in written):
+            return written
         if missing:
             raise FileNotFoundError(f"{len(missing)} generated files missing in '{directory}', e.g. {missing[:3]}")
         return paths
