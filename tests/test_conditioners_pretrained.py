@@ -192,6 +192,20 @@ def test_clap_errors_and_round_trip(tiny_clap_dir: Path, tiny_t5_dir: Path, tmp_
         ClapConditioner("description", 8, tiny_clap_dir).encode([1.5])
     with pytest.raises(ValueError, match="float waveform"):
         AudioValue(torch.zeros(100), 16000)
+    # a ClapModel folder without its processor (feature extractor + tokenizer) is refused by the conditioner and
+    # by the eval's CLAP embedder, naming what is missing
+    import shutil
+
+    from tokenlm.eval.embedders import load_embedder
+
+    bare = tmp_path / "bare_clap"
+    bare.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(tiny_clap_dir / name, bare / name)
+    with pytest.raises(ValueError, match="has no usable CLAP processor files"):
+        ClapConditioner("description", 8, bare)
+    with pytest.raises(FileNotFoundError, match="no CLAP feature extractor weights in"):
+        load_embedder("clap", bare)
     cond = seeded(lambda: ClapConditioner("description", 24, tiny_clap_dir, train_on="audio"))
     rebuilt = round_trip(cond, tmp_path / "ckpt")
     assert rebuilt.train_on == "audio" and rebuilt.sample_rate == 48000
