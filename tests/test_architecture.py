@@ -146,3 +146,26 @@ def test_ci_runs_the_checks_and_every_benchmark_quick_mode():
     assert listed == scripts - {"rr_study"}, (listed, scripts)
     for name in listed:
         assert '"--quick"' in (REPO / "benchmarks" / f"{name}.py").read_text(), f"{name}.py has no --quick mode"
+
+
+@pytest.mark.slow
+def test_editing_benchmark_quick_mode_measures_the_three_edits(tmp_path):
+    """benchmarks/editing.py --quick (in quick.sh above) runs style transfer, inpainting and super-resolution on the
+    shipped LDM and writes its figures: strength 0 is the codec round trip (white noise stays white), the known
+    region of every inpainted clip is the input bit for bit, and the low-passed input has lost its high band."""
+    out = tmp_path / "editing.json"
+    result = subprocess.run([sys.executable, "benchmarks/editing.py", "--quick", "--threads", "1", "--out", str(out)],
+                            cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["quick"] and report["steps"] == 2 and report["cpu"]
+    rows = report["style"]["colour"]["rows"]
+    assert [row["strength"] for row in rows] == [0.0, 0.5, 1.0]
+    assert rows[0]["source_match"] == 1.0 and rows[0]["target_match"] == 0.0
+    for prompt in report["inpaint"]["prompts"].values():
+        assert prompt["known_bit_exact"] == 1.0 and prompt["known_max_abs_diff"] == 0.0
+        assert prompt["known_bit_exact_after_float_wav"] == 1.0
+    rows = {row["name"]: row for row in report["superres"]["rows"]}
+    assert rows["original"]["hf_energy_db_median"] == 0.0
+    assert rows["low-passed input"]["hf_energy_db_median"] < -20.0
+    assert rows["edit, strength 0.6"]["lf_distance_to_input_db"] < 1.0
