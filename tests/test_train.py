@@ -44,7 +44,7 @@ def test_music_and_sfx_presets_compose_with_their_documented_sizes():
 
 
 def test_recipe_errors_name_the_problem():
-    with pytest.raises(ValueError, match="recipe presets: demo_codec, demo_ldm, demo_lm"):
+    with pytest.raises(ValueError, match="recipe presets: demo_clap, demo_codec, demo_ldm, demo_ldm_clap, demo_lm"):
         compose_recipe(["recipe=nope"])
     with pytest.raises(ValueError, match="solver.no_such_key|no_such_key"):
         compose_recipe(["solver.no_such_key=1"])
