@@ -174,7 +174,9 @@ def test_clap_training_resumes_exactly(tmp_path: Path, tiny_manifest: Path, monk
     assert losses[0] == losses[1]
 
 
-def test_caption_less_manifest_cannot_train_a_clap(tmp_path: Path, tiny_manifest: Path) -> None:
+def test_caption_less_manifest_trains_a_clap_audio_model_but_not_a_clap(
+    tmp_path: Path, tiny_manifest: Path, tiny_clap_dir: Path
+) -> None:
     for name in ("train.jsonl", "valid.jsonl"):
         lines = [json.loads(line) for line in (tiny_manifest / name).read_text().splitlines() if line]
         for line in lines:
@@ -183,6 +185,13 @@ def test_caption_less_manifest_cannot_train_a_clap(tmp_path: Path, tiny_manifest
         (tmp_path / name).write_text("".join(json.dumps(line) + "\n" for line in lines))
     with pytest.raises(ValueError, match="CLAP training needs captions.*demo_ldm_clap"):
         run(tiny_clap_overrides(tmp_path / "run", tmp_path, 2))
+    # AudioLDM's point: a model conditioned on CLAP audio embeddings needs no caption to train
+    out = run(["conditioner=clap_audio", f"conditioners.0.params.model_path={tiny_clap_dir}",
+               *tiny_recipe_overrides(tmp_path / "audio_run", tmp_path, 2, warmup_steps=1)])
+    assert len([m for m in metrics(tmp_path / "audio_run") if "loss" in m]) == 2
+    from tokenlm import TextToAudio
+
+    assert TextToAudio.from_pretrained(out).generate(["a steady tone"], 0.2, seed=0).wav.shape == (1, 1, 3200)
 
 
 def test_readme_clap_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
