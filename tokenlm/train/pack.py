@@ -42,7 +42,6 @@ def pack_model(
     """
     import json
     import shutil
-    import tempfile
 
     import torch
     from safetensors.torch import load_file, save_file
@@ -82,15 +81,30 @@ def pack_model(
     }
     config["codec"] = {**config["codec"], "path": f"../{codec_asset}"}
 
-    root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}."))
-    try:
+    def write(staging: Path) -> None:
         for entry in config.get("conditioners", []):
             if "assets" in entry:
                 shutil.copytree(export_dir / entry["assets"], staging / entry["assets"])
         save_file(kept, str(staging / WEIGHTS_NAME), metadata={"format": "pt"})
         (staging / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
-        for path in (staging, *staging.rglob("*")):  # package data: readable by everyone (mkdtemp makes 0700)
+
+    target = _publish(root, name, write)
+    _check_packed(backend, target)
+    return target
+
+
+def _publish(root: Path, name: str, write) -> Path:
+    """Run ``write(staging)`` on a fresh temporary folder under ``root``, make it readable by everyone (package
+    data; ``mkdtemp`` makes it private and transformers writes weights 0600), then put it in place of
+    ``root / name``; on any error the staging folder is removed and an existing asset is left untouched."""
+    import shutil
+    import tempfile
+
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}."))
+    try:
+        write(staging)
+        for path in (staging, *staging.rglob("*")):
             path.chmod(0o755 if path.is_dir() else 0o644)
         target = root / name
         if target.exists():
@@ -99,7 +113,6 @@ def pack_model(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    _check_packed(backend, target)
     return target
 
 
@@ -125,9 +138,6 @@ def pack_clap(export_dir: str | Path, name: str, *, assets_dir: str | Path | Non
     The folder is written under a temporary name and renamed, then loaded back and checked: its text and audio
     embeddings of a probe must match the export's (cosine > 0.999).
     """
-    import shutil
-    import tempfile
-
     import torch
     from transformers import ClapModel, ClapProcessor
 
@@ -135,18 +145,12 @@ def pack_clap(export_dir: str | Path, name: str, *, assets_dir: str | Path | Non
     root = Path(assets_dir) if assets_dir is not None else ASSETS_DIR
     model = ClapModel.from_pretrained(export_dir, local_files_only=True, dtype=torch.float32).eval()
     processor = ClapProcessor.from_pretrained(export_dir, local_files_only=True)
-    staging = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}."))
-    try:
+
+    def write(staging: Path) -> None:
         (model.half() if half else model).save_pretrained(staging)
         processor.save_pretrained(staging)
-        staging.chmod(0o755)  # mkdtemp makes it private; a shipped folder is world-readable
-        target = root / name
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+
+    target = _publish(root, name, write)
     _check_clap(export_dir, target, processor)
     return target
 
