@@ -106,6 +106,15 @@ def conditions(dim: int, seed: int = 0) -> tuple[Condition, Condition]:
     return cond, null
 
 
+def size_dtype(dtype: str, device: torch.device, name: str) -> torch.dtype:
+    """tokenlm's weight dtype for size ``name`` under ``--dtype``: what ``set_dtype`` picks for an LM of that size."""
+    size = SIZES[name]
+    with torch.device("meta"):  # the parameter count without allocating
+        lm = LMModel(LMConfig(num_codebooks=NUM_CODEBOOKS, cardinality=CARDINALITY, dim=size.dim,
+                              num_layers=size.layers, num_heads=size.heads, ffn_dim=size.ffn))
+    return weight_dtype(dtype, device, sum(p.numel() for p in lm.parameters()))
+
+
 # ---------------------------------------------------------------------------------------------- generation
 
 
@@ -217,12 +226,15 @@ def memory_probe(steps: int, dtype: torch.dtype = torch.float32) -> dict[str, fl
     lm = LMModel(LMConfig(dim=size.dim, num_layers=size.layers, num_heads=size.heads, ffn_dim=size.ffn)).eval()
     lm = lm.to(dtype)  # built in float32 then cast, as from_pretrained does
     cond, null = conditions(size.dim)
-    built_kb = proc_status_kb("VmRSS")
+    built_kb, build_peak_kb = proc_status_kb("VmRSS"), proc_status_kb("VmHWM")
+    reset_peak_rss()  # the generation's own peak, over the built model
     check_output("tokenlm", tokenlm_generate(lm, cond, null, steps), steps)
-    peak_kb = proc_status_kb("VmHWM")
+    peak_kb = max(proc_status_kb("VmHWM"), build_peak_kb)
     return {
         "baseline": baseline_kb * 1024,
         "built": (built_kb - baseline_kb) * 1024,
+        "build_peak": (build_peak_kb - baseline_kb) * 1024,
+        "generation_peak": (proc_status_kb("VmHWM") - baseline_kb) * 1024,
         "peak": (peak_kb - baseline_kb) * 1024,
         "weights": weight_bytes(lm),
         "kv_cache": kv_cache_bytes(lm, steps),
@@ -274,25 +286,26 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     transformers.logging.set_verbosity_error()
     if args.memory_probe:
-        print(json.dumps(memory_probe(args.steps, weight_dtype(args.dtype, torch.device("cpu")))))
+        print(json.dumps(memory_probe(args.steps, size_dtype(args.dtype, torch.device("cpu"), "small"))))
         return
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: torch sees no CUDA device")
-    dtype = weight_dtype(args.dtype, device)
+    dtypes = {name: size_dtype(args.dtype, device, name) for name in args.sizes}
     print(
         f"batch 1 + CFG {CFG_COEF:g} (effective batch 2), top-k {TOP_K}, temperature 1, {args.steps} steps, "
         f"{NUM_CODEBOOKS} x {CARDINALITY} codes, {CONDITION_LENGTH}-token condition, {args.threads} threads, "
         f"best of {args.repeats}; torch {torch.__version__}, transformers {transformers.__version__}"
     )
+    chosen = ", ".join(f"{name} {str(dtype).removeprefix('torch.')}" for name, dtype in dtypes.items())
     print(f"CPU: {reports.cpu_name()}; native bf16 (AVX-512 BF16 / AMX): {'yes' if cpu_has_native_bf16() else 'no'}; "
-          f"tokenlm dtype: {str(dtype).removeprefix('torch.')} (--dtype {args.dtype})")
+          f"tokenlm dtype (--dtype {args.dtype}): {chosen}")
     if device.type == "cuda":
         print(f"GPU: {torch.cuda.get_device_name(device)}; tokenlm under bf16 autocast")
     warn_if_busy("before the run")
     reports.print_speed_header()
     for name in args.sizes:
-        timings, lm, cond, null = bench_size(name, args.steps, args.repeats, dtype, device)
+        timings, lm, cond, null = bench_size(name, args.steps, args.repeats, dtypes[name], device)
         steps_per_s = reports.print_speed(name, timings, args.steps, SPEED_TARGETS[name])
         if "transformers_same_dtype" in timings:
             same = {"tokenlm": timings["tokenlm"], "transformers": timings["transformers_same_dtype"]}

@@ -22,6 +22,9 @@ import tempfile
 import time
 
 import torch
+from reports import cpu_name
+
+from tokenlm.common.device import cpu_has_native_bf16, weight_dtype
 
 SMALL = {"dim": 512, "layers": 8, "heads": 8}
 QUICK = {"dim": 128, "layers": 2, "heads": 4}
@@ -67,14 +70,17 @@ def vm_kib(field: str) -> int:
     return 0
 
 
-def measure(kind: str, size: dict[str, int], seconds: float, steps: int, threads: int) -> dict[str, float]:
-    """Time one generation of ``seconds`` (after a short warm-up) in this process; peak memory over baseline."""
+def measure(kind: str, size: dict[str, int], seconds: float, steps: int, threads: int, dtype: str = "auto",
+            scheduler: str = "dpmpp") -> dict[str, float]:
+    """Time one generation of ``seconds`` (after a short warm-up) in this process; peak memory over baseline.
+
+    Both backends run in ``dtype`` (``auto``: what ``TextToAudio.from_pretrained`` picks on this machine)."""
     from tokenlm.api import TextToAudio
 
     torch.set_num_threads(threads)
-    backend = build(kind, size, seconds)
+    backend = build(kind, size, seconds).set_dtype(dtype)
     model = TextToAudio(backend)
-    args = {"steps": steps} if kind == "ldm" else {}
+    args = {"steps": steps, "scheduler": scheduler} if kind == "ldm" else {}
     model.generate("a dog barks", 0.5, seed=0, **({"steps": 2} if kind == "ldm" else {}))  # warm-up
     with open("/proc/self/clear_refs", "w") as refs:  # reset the high-water mark to the current RSS
         refs.write("5")
@@ -88,10 +94,11 @@ def measure(kind: str, size: dict[str, int], seconds: float, steps: int, threads
             "peak_mb": (vm_kib("VmHWM") - baseline) / 1024}
 
 
-def run_child(kind: str, size: str, seconds: float, steps: int, threads: int) -> dict[str, float]:
+def run_child(kind: str, size: str, seconds: float, steps: int, threads: int, dtype: str, scheduler: str
+              ) -> dict[str, float]:
     out = subprocess.run(
         [sys.executable, __file__, "--child", kind, "--size", size, "--seconds", str(seconds),
-         "--steps", str(steps), "--threads", str(threads)],
+         "--steps", str(steps), "--threads", str(threads), "--dtype", dtype, "--scheduler", scheduler],
         check=False, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(threads)},
     )
     if out.returncode != 0:
@@ -102,7 +109,12 @@ def run_child(kind: str, size: str, seconds: float, steps: int, threads: int) ->
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=50, help="diffusion sampling steps")
+    parser.add_argument("--steps", type=int, default=20,
+                        help="diffusion sampling steps (default 20: what the default LDM samples with)")
+    parser.add_argument("--scheduler", default="dpmpp", choices=["dpmpp", "ddim"],
+                        help="diffusion sampler (default dpmpp: DPM-Solver++, what the default LDM uses)")
+    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"],
+                        help="both backends' dtype (default auto: what from_pretrained picks on this CPU)")
     parser.add_argument("--seconds", type=float, default=10.0, help="seconds of audio to generate")
     parser.add_argument("--quick", action="store_true", help="a small model and 2 s: a smoke run in seconds")
     parser.add_argument("--size", default="small", choices=["small", "quick"], help=argparse.SUPPRESS)
@@ -110,13 +122,18 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         size = SMALL if args.size == "small" else QUICK
-        print(json.dumps(measure(args.child, size, args.seconds, args.steps, args.threads)))
+        print(json.dumps(measure(args.child, size, args.seconds, args.steps, args.threads, args.dtype,
+                                 args.scheduler)))
         return
     size, seconds = ("quick", 2.0) if args.quick else ("small", args.seconds)
     load = os.getloadavg()[0]
     print(f"{seconds:g} s of audio, CFG on both sides, {args.threads} threads, torch {torch.__version__}; "
           f"load average {load:.2f}" + (" (busy machine: timings are noisy)" if load > 0.5 else ""))
-    results = {kind: run_child(kind, size, seconds, args.steps, args.threads) for kind in ("lm", "ldm")}
+    print(f"CPU: {cpu_name()}; native bf16: {'yes' if cpu_has_native_bf16() else 'no'}; dtype {args.dtype} -> "
+          f"{str(weight_dtype(args.dtype, torch.device('cpu'))).removeprefix('torch.')}; LDM sampler {args.scheduler}, "
+          f"{args.steps} steps")
+    results = {kind: run_child(kind, size, seconds, args.steps, args.threads, args.dtype, args.scheduler)
+               for kind in ("lm", "ldm")}
     lm, ldm = results["lm"], results["ldm"]
     print(f"{'backend':8} {'params':>9} {'work':>18} {'rate':>14} {'wall':>9} {'peak mem':>10}")
     print(f"{'LM':8} {lm['params_m']:8.1f}M {lm['units']:>12} steps {lm['units_per_s']:9.1f} st/s "

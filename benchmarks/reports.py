@@ -88,6 +88,10 @@ def print_memory(memory: dict[str, float | bool], target: float) -> None:
         f"  peak extra memory         {memory['peak'] / MB:8.1f} MB (RSS over a warmed-up baseline; "
         f"{memory['built'] / MB:.1f} MB after building the model)"
     )
+    if "build_peak" in memory:
+        print(f"    while building           {memory['build_peak'] / MB:8.1f} MB (float32 weights, then cast)")
+        print(f"    while generating         {memory['generation_peak'] / MB:8.1f} MB "
+              f"({memory['generation_peak'] / expected:.2f}x weights + KV cache)")
     print(
         f"  weights + KV cache        {expected / MB:8.1f} MB ({memory['weights'] / MB:.1f} + "
         f"{memory['kv_cache'] / MB:.1f})"

@@ -76,7 +76,7 @@ def default_ldm() -> TextToAudio:
 def test_the_default_ldm_is_the_shipped_dit_on_the_shipped_codec(default_ldm):
     backend = default_ldm.backend
     assert backend.name == "ldm" and default_ldm.sample_rate == 16000 and backend.max_duration == 4.0
-    assert backend.sampling_defaults == {"steps": 25, "scheduler": "dpmpp"}
+    assert backend.sampling_defaults == {"steps": 20, "scheduler": "dpmpp"}
     assert default_ldm.attributes == ["description"]
 
 

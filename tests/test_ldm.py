@@ -513,3 +513,75 @@ def test_ldm_sampling_defaults_are_saved_and_yield_to_the_caller(spm_model_path,
     assert not torch.equal(by_default, model.generate("a dog", 0.5, seed=0, steps=4, scheduler="ddim").wav)
     with pytest.raises(ValueError, match=r"unknown sampling default\(s\) \['top_k'\]"):
         backend.check_sampling_defaults({"top_k": 5})
+
+
+def reference_attention(attn, x: torch.Tensor, rope) -> torch.Tensor:
+    """The DiT's self-attention written step by step in float32: heads [B, H, T, Dh], nn.RMSNorm QK-norm with
+    float32's epsilon, RoPE, softmax attention."""
+    import torch.nn.functional as F
+
+    from tokenlm.common.positions import apply_rope
+
+    batch, steps, dim = x.shape
+    heads = lambda t: t.view(batch, steps, attn.num_heads, attn.head_dim).transpose(1, 2)  # noqa: E731
+    k, v = attn.kv(x).chunk(2, dim=-1)
+    eps = torch.finfo(torch.float32).eps
+    q = F.rms_norm(heads(attn.q(x)), (attn.head_dim,), attn.q_norm.weight, eps)
+    k = F.rms_norm(heads(k), (attn.head_dim,), attn.k_norm.weight, eps)
+    q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+    scores = (q @ k.transpose(-1, -2)) / math.sqrt(attn.head_dim)
+    out = scores.softmax(dim=-1) @ heads(v)  # [B, H, T, Dh]
+    return attn.out(out.transpose(1, 2).reshape(batch, steps, dim))
+
+
+def test_dit_attention_equals_the_textbook_formulation_and_bf16_stays_close():
+    from tokenlm.common.positions import rope_tables
+
+    dit = tiny_dit()
+    attn = dit.blocks[0].attn
+    for norm in (attn.q_norm, attn.k_norm):  # trained norms are not all ones
+        torch.nn.init.normal_(norm.weight, mean=1.0, std=0.3)
+    x = torch.randn(2, 7, 32, generator=torch.Generator().manual_seed(1))
+    rope = rope_tables(torch.arange(7), attn.head_dim)
+    with torch.no_grad():
+        expected = reference_attention(attn, x, rope)
+        torch.testing.assert_close(attn(x, rope=rope), expected, rtol=1e-5, atol=1e-6)
+        attn.to(torch.bfloat16)  # in bf16 the norm still uses float32's epsilon: close to the float32 result
+        low = attn(x.to(torch.bfloat16), rope=rope).float()
+    assert (low - expected).abs().max() < 0.03 * expected.abs().max()
+
+
+def test_dit_gelu_is_tanh_in_float32_and_within_bf16_rounding_of_it_in_bf16():
+    import torch.nn.functional as F
+
+    from tokenlm.ldm.dit import TanhGELU
+
+    x = torch.linspace(-6, 6, 4001)
+    assert torch.equal(TanhGELU()(x), F.gelu(x, approximate="tanh"))
+    low = TanhGELU()(x.to(torch.bfloat16)).float()
+    reference = F.gelu(x.to(torch.bfloat16).float(), approximate="tanh")
+    # the forms differ by at most 5e-4; on top of that, bf16 rounds each value by up to one step (2^-7 relative)
+    assert ((low - reference).abs() <= 5e-4 + reference.abs() * 2**-7).all()
+    assert not torch.equal(low, TanhGELU()(x).to(torch.bfloat16).float())  # it is the other form
+
+
+def test_cli_eval_samples_a_diffusion_model_with_the_given_steps_and_scheduler(spm_model_path, tmp_path):
+    from tokenlm import cli
+    from tokenlm.audio import read_audio
+
+    model_dir = make_ldm(spm_model_path).save_pretrained(tmp_path / "ldm")
+    captions = ["a sine tone at A4", "white noise"]
+    (tmp_path / "captions.txt").write_text("\n".join(captions) + "\n")
+    out = tmp_path / "report"
+    assert cli.main(["eval", "--captions", str(tmp_path / "captions.txt"), "--model", str(model_dir), "--out",
+                     str(out), "--duration", "1.0", "--batch-size", "2", "--shuffles", "2", "--steps", "3",
+                     "--scheduler", "dpmpp", "--cfg", "4"]) == 0
+    model = TextToAudio.from_pretrained(model_dir)
+    for steps, same in ((3, True), (5, False)):
+        expected = model.generate(captions, 1.0, seed=0, steps=steps, scheduler="dpmpp", cfg_coef=4.0).wav
+        for index in range(2):
+            mono = expected[index].mean(0)
+            mono = mono / max(1.0, float(mono.abs().max()))  # eval writes each clip as generate does
+            written, _ = read_audio(out / "audio" / f"clip_{index:05d}.wav")
+            close = torch.allclose(written[0], mono, atol=2 / 32768)
+            assert close == same

@@ -107,7 +107,8 @@ class Backend(nn.Module, ABC):
         float32 whatever is chosen. Returns ``self``.
         """
         name = check_dtype(dtype)
-        self.generator_module().to(weight_dtype(name, self.device))
+        generator = self.generator_module()
+        generator.to(weight_dtype(name, self.device, sum(p.numel() for p in generator.parameters())))
         self.dtype_name = name
         return self
 

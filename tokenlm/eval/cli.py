@@ -80,7 +80,8 @@ def run_eval(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if args.model is not None:
         duration = args.duration or (float(np.median([e["duration"] for e in entries])) if entries else 5.0)
-        given = {"top_k": args.top_k, "temperature": args.temperature, "cfg_coef": args.cfg}
+        given = {"top_k": args.top_k, "temperature": args.temperature, "cfg_coef": args.cfg, "steps": args.steps,
+                 "scheduler": args.scheduler}
         sampling = {name: value for name, value in given.items() if value is not None}
         started = time.perf_counter()
         generated = generate_clips(args.model, captions, duration, args.seed, args.batch_size, args.device, sampling,
@@ -141,6 +142,10 @@ def add_eval_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentPa
     parser.add_argument("--cfg", type=float, default=None,
                         help="classifier-free guidance for generation (default: the model's own, else 3 for LMs, "
                              "5 for diffusion)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="diffusion sampling steps (default: the model's own, else 50)")
+    parser.add_argument("--scheduler", choices=("ddim", "dpmpp"), default=None,
+                        help="diffusion sampler (default: the model's own, else ddim)")
     parser.add_argument("--fad", action="append", metavar="NAME=DIR",
                         help="FAD with a local embedder: vggish, panns, clap or encodec (repeatable; "
                              "clap=clap_sfx16k: the shipped CLAP)")

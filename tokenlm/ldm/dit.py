@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from conditioners.base import Condition
@@ -64,8 +65,43 @@ class DiTConfig:
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """AdaLN modulation of ``x`` ``[B, T, D]`` by ``shift``/``scale`` ``[B, D]``."""
-    return x * (1 + scale[:, None]) + shift[:, None]
+    """AdaLN modulation of ``x`` ``[B, T, D]`` by ``shift``/``scale`` ``[B, D]``: ``x * (1 + scale) + shift``."""
+    return torch.addcmul(shift[:, None], x, 1 + scale[:, None])  # one pass over x
+
+
+class TanhGELU(nn.Module):
+    """GELU with the tanh approximation (what the DiT trains with); in bf16 the exact (erf) GELU stands in.
+
+    The two differ by at most 5e-4 (absolute), less than bf16's own rounding of any output above 0.13 in magnitude,
+    while the tanh form takes about 6x longer than erf on bf16 tensors on CPU (2-core AMD EPYC: 2.9 ms against
+    0.5 ms for ``[2, 500, 2048]``). Float32 keeps the tanh form exactly.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.gelu(x, approximate="none" if x.dtype == torch.bfloat16 else "tanh")
+
+
+def normalize_and_rotate(
+    x: torch.Tensor, norm: nn.Module, rope: tuple[torch.Tensor, torch.Tensor] | None
+) -> torch.Tensor:
+    """QK-norm (``norm``: an ``nn.RMSNorm`` or ``nn.Identity``), then RoPE, of ``x`` ``[B, T, H, Dh]``, in one
+    float32 pass whatever ``x``'s dtype (one up-cast and one down-cast instead of one per operation).
+
+    An RMSNorm built without ``eps`` uses float32's machine epsilon, as it does when the DiT trains in float32
+    (``nn.RMSNorm`` would take bf16's, 6e4 times larger, on bf16 inputs).
+    """
+    is_norm = isinstance(norm, nn.RMSNorm)
+    if not is_norm and rope is None:
+        return x
+    out = x.float()
+    if is_norm:
+        eps = norm.eps if norm.eps is not None else torch.finfo(torch.float32).eps
+        out = out * torch.rsqrt(out.square().mean(dim=-1, keepdim=True) + eps)
+        if norm.weight is not None:
+            out = out * norm.weight.float()
+    if rope is not None:
+        out = apply_rope(out, *rope)
+    return out.to(x.dtype)
 
 
 class Attention(nn.Module):
@@ -81,7 +117,7 @@ class Attention(nn.Module):
         self.k_norm = nn.RMSNorm(self.head_dim) if qk_norm else nn.Identity()
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
-        return x.view(x.shape[0], x.shape[1], self.num_heads, self.head_dim).transpose(1, 2)  # [B, H, T, Dh]
+        return x.view(x.shape[0], x.shape[1], self.num_heads, self.head_dim)  # [B, T, H, Dh]
 
     def forward(
         self,
@@ -91,11 +127,14 @@ class Attention(nn.Module):
         rope: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """``x`` ``[B, T, D]``, ``context`` ``[B, S, Dc]`` (self-attention when None) -> ``[B, T, D]``."""
-        q = self.q_norm(self._heads(self.q(x)))
-        k, v = self.kv(x if context is None else context).chunk(2, dim=-1)
-        k, v = self.k_norm(self._heads(k)), self._heads(v)
+        # norms and rotations run on [B, T, H, Dh], where each head's features are contiguous
+        kv = self.kv(x if context is None else context)  # [B, S, 2D]: keys, then values
+        k, v = kv.view(kv.shape[0], kv.shape[1], 2, self.num_heads, self.head_dim).unbind(2)  # each [B, S, H, Dh]
         if rope is not None:
-            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+            rope = (rope[0][:, None], rope[1][:, None])  # [T, 1, Dh / 2]: broadcast over heads
+        q = normalize_and_rotate(self._heads(self.q(x)), self.q_norm, rope)
+        k = normalize_and_rotate(k, self.k_norm, rope)
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # [B, H, T, Dh]
         out = attention(q, k, v, mask=key_padding_bias(mask), backend=self.backend)  # [B, H, T, Dh]
         return self.out(out.transpose(1, 2).reshape(x.shape))
 
@@ -118,7 +157,7 @@ class DiTBlock(nn.Module):
             nn.init.zeros_(self.cross.out.weight)  # the condition path starts as the zero vector
             nn.init.zeros_(self.cross.out.bias)
         self.norm2 = nn.LayerNorm(dim, elementwise_affine=False)
-        self.ffn = nn.Sequential(nn.Linear(dim, cfg.ffn_mult * dim), nn.GELU(approximate="tanh"),
+        self.ffn = nn.Sequential(nn.Linear(dim, cfg.ffn_mult * dim), TanhGELU(),
                                  nn.Linear(cfg.ffn_mult * dim, dim))
         if cfg.adaln_sola:  # low-rank correction of the shared projection
             self.adaln = nn.Sequential(nn.SiLU(), nn.Linear(dim, cfg.adaln_rank, bias=False),

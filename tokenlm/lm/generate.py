@@ -70,6 +70,8 @@ def generate_codes(
     first, last = int(unknown_steps[0]), pattern.num_steps - 1
 
     param_dtype = next(model.parameters()).dtype
+    if device.type == "cpu":
+        model.pack_weights()  # once per model, not per call: the step weights in oneDNN's layout, in place
     dtype = compute_dtype(device, param_dtype, autocast_enabled)
     cache_dtype = kv_cache_dtype(device, param_dtype, autocast_enabled)
     with autocast(device, autocast_enabled):

@@ -12,7 +12,7 @@ from conditioners.base import Condition
 from conditioners.fuser import FusedCondition
 from tokenlm.common.attention import ATTENTION_BACKENDS, check_attention_backend, key_padding_bias
 from tokenlm.common.config import config_from_dict
-from tokenlm.common.packed_linear import PackedLinears
+from tokenlm.common.packed_linear import PackableLinear, PackingMixin, packed_linear, wants_grad
 from tokenlm.common.positions import rope_tables, sinusoidal_embedding
 from tokenlm.lm.transformer import DecoderBlock, KVCache, RopeState
 
@@ -112,14 +112,19 @@ def right_align(condition: Condition) -> Condition:
     return Condition(embeds, condition.mask.gather(1, order))
 
 
-class LMModel(nn.Module):
-    """Multi-stream transformer LM over codebook-pattern sequences ``[B, K, S]``."""
+class LMModel(PackingMixin, nn.Module):
+    """Multi-stream transformer LM over codebook-pattern sequences ``[B, K, S]``.
+
+    For CPU inference its step weights can be held prepacked for oneDNN (:meth:`pack_weights`, done by
+    :func:`~tokenlm.lm.generate.generate_codes`), in place of the plain ones; see
+    :mod:`tokenlm.common.packed_linear`.
+    """
 
     def __init__(self, config: LMConfig) -> None:
         super().__init__()
         check_attention_backend(config.attention_backend)
         self.config = config
-        self.packed = PackedLinears()  # the decode step's weights, prepacked on first use (not in the state dict)
+        self._init_packing()
         K, card, dim = config.num_codebooks, config.cardinality, config.dim
         self.embeddings = nn.Parameter(torch.empty(K, card + 1, dim))  # [K, card + 1, D]
         self.register_buffer("embedding_offsets", torch.arange(K) * (card + 1), persistent=False)  # [K]
@@ -236,6 +241,22 @@ class LMModel(nn.Module):
     def _flat_head_bias(self) -> torch.Tensor | None:
         return None if self.head_bias is None else self.head_bias.view(-1)  # [K * card]
 
+    def packable_layers(self) -> list[PackableLinear]:
+        return [layer for block in self.blocks for layer in block.packable_layers()]
+
+    def packable_parameters(self) -> dict[str, nn.Parameter]:
+        return {"heads": self.heads}
+
+    def _head_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Hidden states ``[..., D]`` -> logits ``[..., K * card]`` of all the heads in one product."""
+        packed = self.packed_parameter("heads")
+        if packed is not None:
+            if not wants_grad(hidden, self.heads):
+                return packed_linear(hidden, packed, self._flat_head_bias())
+            self.unpack_weights()
+        K, card = self.config.num_codebooks, self.config.cardinality
+        return nn.functional.linear(hidden, self.heads.view(K * card, -1), self._flat_head_bias())
+
     def decode_step(self, tokens: torch.Tensor, condition: ConditionContext | None, cache: KVCache) -> torch.Tensor:
         """Logits ``[N, K, card]`` for the step after ``tokens`` ``[N, K]``, appended to a filled ``cache``.
 
@@ -259,18 +280,11 @@ class LMModel(nn.Module):
         cross_kv, cross_mask = (None, None) if condition is None else (condition.kv, condition.mask)
         for layer, block in enumerate(self.blocks):
             kv = None if cross_kv is None else cross_kv[layer]
-            x = block.decode_step(x, layer, cache, rope, kv, cross_mask, self_mask, self.packed.linear)
+            x = block.decode_step(x, layer, cache, rope, kv, cross_mask, self_mask)
         cache.length += 1
         norm = self.out_norm
         hidden = nn.functional.layer_norm(x, (self.config.dim,), norm.weight, norm.bias, norm.eps)  # [N, D]
-        K, card = self.config.num_codebooks, self.config.cardinality
-        heads = self.heads.view(K * card, -1)  # [K * card, D]
-        return self.packed.linear(hidden, heads, self._flat_head_bias(), owner=self.heads).view(rows, K, card)
-
-    def _apply(self, fn, recurse=True):  # noqa: ANN001, ANN202 (nn.Module's signature)
-        """``.to()``, ``.float()``, ``.cuda()``...: new weight tensors, so the prepacked copies are dropped."""
-        self.packed.clear()
-        return super()._apply(fn, recurse)
+        return self._head_logits(hidden).view(rows, self.config.num_codebooks, self.config.cardinality)
 
     def forward(
         self,
@@ -332,6 +346,6 @@ class LMModel(nn.Module):
             cache.length = past + x.shape[1]
         hidden = self.out_norm(x[:, num_prefix:])  # [B, T, D]: prefix outputs stripped
         K, card = self.config.num_codebooks, self.config.cardinality
-        logits = nn.functional.linear(hidden, self.heads.view(K * card, -1), self._flat_head_bias())  # [B, T, K*card]
+        logits = self._head_logits(hidden)  # [B, T, K * card]
         logits = logits.view(batch, steps, K, card).transpose(1, 2)  # [B, K, T, card]
         return (logits, hidden) if return_hidden else logits

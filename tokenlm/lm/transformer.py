@@ -6,13 +6,12 @@ MusicGen (audiocraft and transformers alike), so their weights map one to one.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from tokenlm.common.attention import attention
+from tokenlm.common.packed_linear import PackableLinear
 from tokenlm.common.positions import apply_rope
 
 ACTIVATIONS = {"gelu": F.gelu, "relu": F.relu, "silu": F.silu}
@@ -62,8 +61,8 @@ class SelfAttention(nn.Module):
         if dim % num_heads:
             raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
         self.num_heads, self.head_dim = num_heads, dim // num_heads
-        self.qkv = nn.Linear(dim, 3 * dim, bias=bias)
-        self.out = nn.Linear(dim, dim, bias=bias)
+        self.qkv = PackableLinear(dim, 3 * dim, bias=bias)
+        self.out = PackableLinear(dim, dim, bias=bias)
         self.dropout, self.backend = dropout, backend
 
     def forward(
@@ -117,9 +116,9 @@ class CrossAttention(nn.Module):
     def __init__(self, dim: int, num_heads: int, bias: bool, dropout: float, backend: str) -> None:
         super().__init__()
         self.num_heads, self.head_dim = num_heads, dim // num_heads
-        self.q = nn.Linear(dim, dim, bias=bias)
-        self.kv = nn.Linear(dim, 2 * dim, bias=bias)
-        self.out = nn.Linear(dim, dim, bias=bias)
+        self.q = PackableLinear(dim, dim, bias=bias)
+        self.kv = nn.Linear(dim, 2 * dim, bias=bias)  # applied to the condition once per call: never packed
+        self.out = PackableLinear(dim, dim, bias=bias)
         self.dropout, self.backend = dropout, backend
 
     def project_condition(self, condition: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -164,8 +163,8 @@ class DecoderBlock(nn.Module):
         self.norm_cross = nn.LayerNorm(dim, eps=norm_eps) if cross_attention else None
         self.cross_attn = CrossAttention(dim, num_heads, bias_attn, dropout, backend) if cross_attention else None
         self.norm_ffn = nn.LayerNorm(dim, eps=norm_eps)
-        self.fc1 = nn.Linear(dim, ffn_dim, bias=bias_ffn)
-        self.fc2 = nn.Linear(ffn_dim, dim, bias=bias_ffn)
+        self.fc1 = PackableLinear(dim, ffn_dim, bias=bias_ffn)
+        self.fc2 = PackableLinear(ffn_dim, dim, bias=bias_ffn)
         self.activation = ACTIVATIONS[activation]
         self.dropout = nn.Dropout(dropout)
 
@@ -186,6 +185,13 @@ class DecoderBlock(nn.Module):
         return x + drop(self.fc2(drop(self.activation(self.fc1(self.norm_ffn(x))))))
 
 
+    def packable_layers(self) -> list[PackableLinear]:
+        """The weights a decode step multiplies by (all but the cross-attention keys / values)."""
+        layers = [self.self_attn.qkv, self.self_attn.out, self.fc1, self.fc2]
+        if self.cross_attn is not None:
+            layers += [self.cross_attn.q, self.cross_attn.out]
+        return layers
+
     def decode_step(
         self,
         x: torch.Tensor,
@@ -195,29 +201,28 @@ class DecoderBlock(nn.Module):
         cross_kv: tuple[torch.Tensor, torch.Tensor] | None,
         cross_mask: torch.Tensor | None,
         self_mask: torch.Tensor | None,
-        linear: Callable[..., torch.Tensor] = F.linear,
     ) -> torch.Tensor:
         """One new position per sequence, ``x`` ``[N, D]``, at inference: the same maths as :meth:`forward`
         with ``T = 1``, written with functional calls on ``[N, D]`` rows so a generation step pays for
-        few operator dispatches (the step loop is dominated by them at small and medium sizes). ``linear`` is
-        ``F.linear`` or a drop-in with prepacked weights (:class:`~tokenlm.common.packed_linear.PackedLinears`)."""
+        few operator dispatches (the step loop is dominated by them at small and medium sizes). The linear layers
+        run through :meth:`PackableLinear.run`: prepacked weights where the model packed them."""
         attn, rows, dim = self.self_attn, x.shape[0], x.shape[1]
         heads, head_dim = attn.num_heads, attn.head_dim
         h = F.layer_norm(x, (dim,), self.norm_self.weight, self.norm_self.bias, self.norm_self.eps)
-        q, k, v = linear(h, attn.qkv.weight, attn.qkv.bias).view(rows, 3, heads, 1, head_dim).unbind(1)
+        q, k, v = attn.qkv.run(h).view(rows, 3, heads, 1, head_dim).unbind(1)
         q, k = attn.rotate(q, k, rope)  # each [N, H, 1, Dh]
         k, v = attn.append_to_cache(k, v, layer, cache)
         y = attention(q, k, v, mask=self_mask, backend=attn.backend)
-        x = x + linear(y.reshape(rows, dim), attn.out.weight, attn.out.bias)  # [N, H, 1, Dh] -> [N, D]
+        x = attn.out.run_add(y.reshape(rows, dim), x)  # x + out(y): [N, H, 1, Dh] -> [N, D]
         if self.cross_attn is not None and cross_kv is not None:
             cross, norm = self.cross_attn, self.norm_cross
             h = F.layer_norm(x, (dim,), norm.weight, norm.bias, norm.eps)
-            q = linear(h, cross.q.weight, cross.q.bias).view(rows, heads, 1, head_dim)
+            q = cross.q.run(h).view(rows, heads, 1, head_dim)
             y = attention(q, cross_kv[0], cross_kv[1], mask=cross_mask, backend=cross.backend)
-            x = x + linear(y.reshape(rows, dim), cross.out.weight, cross.out.bias)
+            x = cross.out.run_add(y.reshape(rows, dim), x)
         h = F.layer_norm(x, (dim,), self.norm_ffn.weight, self.norm_ffn.bias, self.norm_ffn.eps)
-        h = self.activation(linear(h, self.fc1.weight, self.fc1.bias))
-        return x + linear(h, self.fc2.weight, self.fc2.bias)
+        h = self.fc1.run_gelu(h) if self.activation is F.gelu else self.activation(self.fc1.run(h))
+        return self.fc2.run_add(h, x)
 
 
 def _identity(x: torch.Tensor) -> torch.Tensor:
