@@ -198,3 +198,33 @@ def test_loading_errors(codec: EncodecCodec, tmp_path: Path) -> None:
         load_codec(tmp_path / "t5", {"kind": "dac"})
     with pytest.raises(ValueError, match=r"None.*\['encodec'\]"):
         build_codec({})
+
+
+def test_bf16_decoder_decodes_close_to_float32_and_saves_float32(wav: torch.Tensor, tmp_path: Path) -> None:
+    codec = EncodecCodec.from_config(tiny_encodec_config(), seed=0)  # its own: the dtype is changed here
+    codes = codec.encode(wav)
+    reference = codec.decode(codes)
+    assert codec.set_decoder_dtype(torch.bfloat16) and codec.decoder_dtype == torch.bfloat16
+    low = codec.decode(codes)
+    assert low.dtype == torch.float32 and low.shape == reference.shape
+    assert not torch.equal(low, reference)  # it did run in bf16
+    error = 10 * torch.log10((reference - low).pow(2).sum() / reference.pow(2).sum())
+    assert error < -25, error  # dB of error energy against the float32 waveform
+    assert torch.equal(codec.encode(wav), codes)  # the encoder and the quantiser are untouched
+    codec.save_pretrained(tmp_path / "codec")
+    assert codec.decoder_dtype == torch.bfloat16  # restored after saving...
+    loaded = EncodecCodec.from_pretrained(tmp_path / "codec")  # ...which wrote float32 weights (bf16-rounded)
+    assert loaded.decoder_dtype == torch.float32
+    for name, tensor in codec.model.decoder.state_dict().items():
+        assert torch.equal(loaded.model.decoder.state_dict()[name], tensor.float()), name
+    codec.set_decoder_dtype(torch.float32)
+    assert torch.equal(codec.decode(codes), loaded.decode(codes))
+    with pytest.raises(ValueError, match="float32 or bfloat16"):
+        codec.set_decoder_dtype(torch.float16)
+
+
+def test_chunked_models_keep_a_float32_decoder() -> None:
+    config = tiny_encodec_config()
+    config.update(chunk_length_s=1.0, overlap=0.01, normalize=True)
+    codec = EncodecCodec.from_config(config)
+    assert not codec.set_decoder_dtype(torch.bfloat16) and codec.decoder_dtype == torch.float32

@@ -77,8 +77,10 @@ def test_auto_keeps_float32_for_a_generator_too_small_to_gain(cpu_bf16, tiny_bac
     assert weight_dtype("auto", cpu, num_params=AUTO_BF16_MIN_PARAMS - 1) == torch.float32
     assert weight_dtype("bfloat16", cpu, num_params=10) == torch.bfloat16  # asked for by name: given
     assert tiny_backend.set_dtype("auto").generator_dtype == torch.float32  # a few thousand parameters
+    assert tiny_backend.codec.decoder_dtype == torch.bfloat16  # the codec's decoder follows the CPU alone
     assert tiny_backend.set_dtype("bfloat16").generator_dtype == torch.bfloat16
     tiny_backend.set_dtype("float32")
+    assert tiny_backend.codec.decoder_dtype == torch.float32
 
 
 def test_cpu_detection_reads_the_flags(monkeypatch, tmp_path) -> None:

@@ -195,8 +195,36 @@ class EncodecCodec(Codec):
         transformers' per-shard progress bar (it would redraw into training logs)."""
         from tokenlm.common.hf import quiet_hf_loading
 
-        with quiet_hf_loading():
-            self.model.save_pretrained(directory)
+        dtype = self.decoder_dtype
+        self.model.decoder.float()  # checkpoints are float32 whatever the inference dtype (bf16 -> fp32 is exact)
+        try:
+            with quiet_hf_loading():
+                self.model.save_pretrained(directory)
+        finally:
+            self.model.decoder.to(dtype)
+
+    @property
+    def decoder_dtype(self) -> torch.dtype:
+        """The dtype of the decoder's weights (bf16 after :meth:`set_decoder_dtype`; float32 otherwise)."""
+        return next(self.model.decoder.parameters()).dtype
+
+    def set_decoder_dtype(self, dtype: torch.dtype) -> bool:
+        """Run :meth:`decode` and :meth:`decode_latent` in ``dtype`` (float32 or bfloat16): True when set.
+
+        On a CPU with native bf16 it halves the decode time (2-core AMD EPYC: 10 s of 32 kHz audio through
+        MusicGen's EnCodec shape, 0.64 s against 1.40 s; 40 held-out 4 s clips through the shipped 16 kHz codec,
+        0.75 s against 1.40 s). What bf16 changes is far below the codec's own error: on those 40 clips the
+        difference from the float32 waveform has a median level of -70 dBFS (at most -58 dBFS; median 36 dB below
+        the clip), where the codec's round trip itself is about 2 dB below the clip. The encoder, the quantiser
+        and the output waveform stay float32. Chunked or normalising models (encodec_48khz) decode through
+        transformers' own loop and keep float32 (False).
+        """
+        if dtype not in (torch.float32, torch.bfloat16):
+            raise ValueError(f"the decoder runs in float32 or bfloat16, got {dtype}")
+        if self.framed and dtype != torch.float32:
+            return False
+        self.model.decoder.to(dtype)
+        return True
 
     def config(self) -> dict[str, Any]:
         """``{"kind": "encodec", "bandwidth": ...}`` for a checkpoint's ``config.json``."""
@@ -296,6 +324,8 @@ class EncodecCodec(Codec):
         """``[B, K, T]`` codes -> ``[B, C, T * hop]`` float waveform (unchunked, unnormalised models)."""
         self._require_unframed("decode")
         codes = self._check_codes(codes)
+        if self.decoder_dtype != torch.float32:  # the quantiser in float32, the decoder in its own dtype
+            return self.decode_latent(self.codes_to_latent(codes))
         out = self.model.decode(codes[None], [None], return_dict=True)  # codes as [1 chunk, B, K, T]
         return out.audio_values  # [B, C, T * hop]
 
@@ -388,5 +418,6 @@ class EncodecCodec(Codec):
         if latent.dim() != 3 or latent.shape[1] != self.latent_dim:
             shape = tuple(latent.shape)
             raise ValueError(f"expected a latent shaped [B, D={self.latent_dim}, T], got shape {shape}")
-        param = next(self.model.parameters())
-        return self.model.decoder(latent.to(device=param.device, dtype=param.dtype))
+        param = next(self.model.decoder.parameters())
+        wav = self.model.decoder(latent.to(device=param.device, dtype=param.dtype))
+        return wav.float()  # float32 whatever the decoder's dtype

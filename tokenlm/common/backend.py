@@ -102,13 +102,18 @@ class Backend(nn.Module, ABC):
         """Choose the inference dtype: ``float32``, ``bfloat16`` or ``auto`` (bf16 weights on a CPU with native bf16,
         bf16 autocast on CUDA, float32 elsewhere; see :func:`tokenlm.common.device.weight_dtype`).
 
-        Only the generator network changes; the codec and the conditioners stay float32, and sampling (softmax,
-        top-k / top-p, guidance, the diffusion scheduler) runs in float32 on its outputs. Checkpoints are saved in
+        The generator network changes (``auto`` keeps float32 for one too small to gain), and on a CPU so does the
+        codec's decoder (``EncodecCodec.set_decoder_dtype``: bf16 halves the decode time at about 50 dB signal to
+        error). The conditioners and the codec's encoder stay float32, and sampling (softmax, top-k / top-p,
+        guidance, the diffusion scheduler) runs in float32 on the generator's outputs. Checkpoints are saved in
         float32 whatever is chosen. Returns ``self``.
         """
         name = check_dtype(dtype)
         generator = self.generator_module()
-        generator.to(weight_dtype(name, self.device, sum(p.numel() for p in generator.parameters())))
+        chosen = weight_dtype(name, self.device, sum(p.numel() for p in generator.parameters()))
+        generator.to(chosen)
+        if hasattr(self.codec, "set_decoder_dtype"):
+            self.codec.set_decoder_dtype(weight_dtype(name, self.device))  # on CUDA: float32 (autocast decides)
         self.dtype_name = name
         return self
 
