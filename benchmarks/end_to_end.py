@@ -80,7 +80,8 @@ def build_musicgen(folder: Path, quick: bool) -> None:
     else:  # t5-small's shape; the generate.py "small" decoder
         text = T5Config(vocab_size=len(tokenizer), d_model=512, d_kv=64, d_ff=2048, num_layers=6, num_heads=8)
         codec, hidden, layers, heads, ffn = ENCODEC_32KHZ, 512, 8, 8, 2048
-    text.pad_token_id, text.eos_token_id, text.decoder_start_token_id = tokenizer.pad_token_id, tokenizer.eos_token_id, 0
+    text.pad_token_id, text.eos_token_id = tokenizer.pad_token_id, tokenizer.eos_token_id
+    text.decoder_start_token_id = 0
     decoder = MusicgenDecoderConfig(
         vocab_size=CARD, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads, ffn_dim=ffn,
         num_codebooks=CODEBOOKS, pad_token_id=CARD, bos_token_id=CARD, max_position_embeddings=2048,
@@ -146,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
         sides["transformers bf16"] = hf_side(low, processor, frames)
     best = {name: float("inf") for name in sides}
     with torch.no_grad():
-        for name, run in sides.items():  # warm-up
+        for run in sides.values():  # warm-up
             run(8)
         for _ in range(args.repeats):
             for name, run in sides.items():
