@@ -121,6 +121,27 @@ def test_ema_update_and_copy_values():
     assert all(torch.equal(restored.shadow[k], v) for k, v in ema.shadow.items())
 
 
+def test_ema_copies_into_a_model_packed_for_inference(monkeypatch):
+    """Samples written at the last step pack the model (generation on CPU); the export's EMA copy must still land."""
+    from tokenlm.common import packed_linear
+    from tokenlm.lm.model import LMConfig, LMModel
+
+    monkeypatch.setattr(packed_linear, "MIN_PACKED_ELEMENTS", 0)
+    lm = LMModel(LMConfig(dim=32, num_layers=1, num_heads=2, ffn_dim=64, cardinality=16))
+    ema = EMA(lm, decay=0.5)
+    with torch.no_grad():
+        for param in lm.parameters():
+            param.add_(1.0)
+    ema.update(lm)
+    expected = {name: tensor.clone() for name, tensor in ema.shadow.items()}
+    lm.eval()
+    if not lm.pack_weights():
+        pytest.skip("this torch has no oneDNN prepacked linear")
+    ema.copy_to(lm)
+    assert not lm.is_packed
+    assert all(torch.equal(param.detach(), expected[name]) for name, param in lm.named_parameters())
+
+
 def test_resume_restores_the_ema_exactly_and_export_holds_it(tmp_path, tiny_manifest, monkeypatch):
     common = ("solver.cfg_dropout=0.3", "solver.ema_decay=0.9")
     straight = tmp_path / "straight"

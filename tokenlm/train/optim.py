@@ -7,6 +7,8 @@ import math
 import torch
 from torch import nn
 
+from tokenlm.common.packed_linear import PackingMixin
+
 
 def parameter_groups(module: nn.Module, weight_decay: float) -> list[dict]:
     """Two AdamW groups: matrices decay; norms, biases and embedding tables do not."""
@@ -75,7 +77,11 @@ class EMA:
 
     @torch.no_grad()
     def copy_to(self, module: nn.Module) -> None:
-        """Write the averaged weights into ``module``."""
+        """Write the averaged weights into ``module`` (a model packed for inference, e.g. by the last samples,
+        gets its plain weights back first)."""
+        for part in module.modules():
+            if isinstance(part, PackingMixin):
+                part.unpack_weights()
         params = dict(module.named_parameters())
         for name, value in self.shadow.items():
             params[name].copy_(value.to(params[name].dtype))
