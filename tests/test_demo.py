@@ -69,7 +69,7 @@ def test_each_backend_gets_its_own_sampling_controls(default_models):
     assert isinstance(sampling_arguments(lm, controls)["top_k"], int)
     with pytest.raises(DemoError, match="top k must be a whole number"):
         sampling_arguments(lm, {**controls, "top_k": 2.5})
-    assert lm.sampling_defaults()["top_k"] == 20 and ldm.sampling_defaults()["steps"] == 25
+    assert lm.sampling_defaults()["top_k"] == 20 and ldm.sampling_defaults()["steps"] == 20
     assert ldm.max_duration == 4.0 and lm.max_duration is None  # diffusion has a window; the LM extends
 
 
