@@ -6,6 +6,9 @@ stay within a small KL of float32, generation stays reproducible per seed, and c
 
 from __future__ import annotations
 
+import copy
+import threading
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -22,7 +25,7 @@ from tokenlm.common.device import (
     uses_autocast,
     weight_dtype,
 )
-from tokenlm.common.packed_linear import PackableLinear, prepacking_available
+from tokenlm.common.packed_linear import PackableLinear, PackedParameter, is_released, prepacking_available
 from tokenlm.lm.model import LMConfig, LMModel
 from tokenlm.lm.patterns import build_pattern
 
@@ -223,8 +226,20 @@ def test_decode_step_with_packed_weights_equals_plain(dtype, pack_everything) ->
     else:  # the packed step fuses GELU into fc1 (rounded once to bf16 instead of twice): within bf16 rounding
         error = (outputs[0].float() - outputs[1].float()).abs().max() / outputs[0].float().abs().max()
         assert error < 2e-2, error
-    released = [p for p in lm.parameters() if p.untyped_storage().nbytes() == p.element_size() and p.numel() > 1]
+    released = [p for p in lm.parameters() if is_released(p)]
     assert len(released) == 6 * 2 + 1  # every block matrix but the cross keys / values, and the heads
+    with pytest.raises(RuntimeError, match="already packed elsewhere"):  # never the released zeros
+        PackedParameter(lm.heads)
+    copied = copy.deepcopy(lm)  # a copy holds the plain weights (the packed tensors have no storage to copy)
+    assert not any(is_released(p) for p in copied.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(copied.state_dict().values(), lm.state_dict().values(), strict=True))
+    for action in (copied.pack_weights, copied.unpack_weights):  # from two threads at once: exactly once each
+        threads = [threading.Thread(target=action) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert all(torch.equal(a, b) for a, b in zip(copied.state_dict().values(), lm.state_dict().values(), strict=True))
 
 
 @needs_prepacking

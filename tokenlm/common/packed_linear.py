@@ -16,11 +16,16 @@ a torch without oneDNN) nothing is packed and every call is plain ``F.linear``.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+#: serialises packing and unpacking (two generations starting at once on one model must not pack it twice); a
+#: module-level lock, since a lock held by each model would make models impossible to deep-copy
+_PACKING_LOCK = threading.RLock()
 
 
 def prepacking_available() -> bool:
@@ -53,10 +58,17 @@ def released(like: torch.Tensor) -> torch.Tensor:
     return torch.zeros(1, dtype=like.dtype, device=like.device).expand(like.shape)
 
 
+def is_released(tensor: torch.Tensor) -> bool:
+    """Whether ``tensor`` is a :func:`released` stand-in (several elements over one element of storage)."""
+    return tensor.numel() > 1 and tensor.untyped_storage().nbytes() == tensor.element_size()
+
+
 class PackedParameter:
     """The packed form of one weight parameter (of any shape ``[..., in]``, multiplied as ``[numel / in, in]``)."""
 
     def __init__(self, parameter: nn.Parameter, rows: int = 2) -> None:
+        if is_released(parameter):
+            raise RuntimeError("this weight is already packed elsewhere: its plain values were released")
         self.parameter, self.shape = parameter, parameter.shape
         self.packed = pack_weight(parameter.data.reshape(-1, parameter.shape[-1]), rows)
         parameter.data = released(parameter.data)
@@ -137,6 +149,11 @@ class PackableLinear(nn.Linear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.run(x)
 
+    def __getstate__(self) -> dict:
+        """Copies and pickles hold the plain weight (oneDNN's packed tensors have no storage to copy)."""
+        self.unpack()
+        return super().__getstate__()
+
 
 class PackingMixin:
     """For a module owning :class:`PackableLinear` layers (and packed parameters of its own): plain weights come
@@ -165,13 +182,14 @@ class PackingMixin:
         missing, off the CPU, or in training mode."""
         if self.training or not prepacking_available():
             return False
-        done = True
-        for layer in self.packable_layers():
-            done = layer.pack(rows) and done
-        for name, parameter in self.packable_parameters().items():
-            if name not in self._packed_parameters and can_pack(parameter):
-                self._packed_parameters[name] = PackedParameter(parameter, rows)
-        return done
+        with _PACKING_LOCK:
+            done = True
+            for layer in self.packable_layers():
+                done = layer.pack(rows) and done
+            for name, parameter in self.packable_parameters().items():
+                if name not in self._packed_parameters and can_pack(parameter):
+                    self._packed_parameters[name] = PackedParameter(parameter, rows)
+            return done
 
     def packed_parameter(self, name: str) -> torch.Tensor | None:
         """The packed copy of a listed parameter, or None when it is not packed."""
@@ -180,11 +198,17 @@ class PackingMixin:
 
     def unpack_weights(self) -> None:
         """Restore every plain weight (exactly); the packed copies are dropped."""
-        for layer in self.packable_layers():
-            layer.unpack()
-        for handle in self._packed_parameters.values():
-            handle.unpack()
-        self._packed_parameters.clear()
+        with _PACKING_LOCK:
+            for layer in self.packable_layers():
+                layer.unpack()
+            for handle in self._packed_parameters.values():
+                handle.unpack()
+            self._packed_parameters.clear()
+
+    def __getstate__(self) -> dict:
+        """Copies and pickles hold the plain weights (oneDNN's packed tensors have no storage to copy)."""
+        self.unpack_weights()
+        return super().__getstate__()
 
     def state_dict(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201 (nn.Module's signature)
         self.unpack_weights()
