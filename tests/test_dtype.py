@@ -258,3 +258,12 @@ def test_packed_lm_gives_its_plain_weights_back_to_whatever_reads_them(pack_ever
     lm.pack_weights()
     lm.train()  # training needs plain, differentiable weights
     assert not lm.is_packed and not lm.pack_weights()  # and refuses to pack
+
+
+@needs_prepacking
+def test_only_matrices_worth_packing_are_packed() -> None:
+    small = LMModel(LMConfig(dim=64, num_layers=1, num_heads=4, ffn_dim=128, cardinality=64)).eval()
+    assert not small.pack_weights() and not any(is_released(p) for p in small.parameters())  # all below the bar
+    wide_heads = LMModel(LMConfig(dim=64, num_layers=1, num_heads=4, ffn_dim=128, cardinality=1024)).eval()
+    assert wide_heads.pack_weights()  # 4 x 1024 x 64 head weights: worth it; the 64-wide blocks are not
+    assert [name for name, p in wide_heads.named_parameters() if is_released(p)] == ["heads"]

@@ -67,6 +67,11 @@ class Codec(nn.Module, ABC):
         residual quantiser override this; a diffusion model can then train on a token cache)."""
         raise NotImplementedError(f"{type(self).__name__} cannot turn codes into a latent")
 
+    def set_decoder_dtype(self, dtype: torch.dtype) -> bool:
+        """Decode in ``dtype`` for inference (``Backend.set_dtype`` asks for bf16 on a native-bf16 CPU); True when
+        set. A codec without a faster low-precision decode keeps float32 and says False."""
+        return False
+
     @abstractmethod
     def save_pretrained(self, directory: str | Path) -> None:
         """Write the codec (config and safetensors weights) into ``directory``."""

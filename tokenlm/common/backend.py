@@ -112,8 +112,7 @@ class Backend(nn.Module, ABC):
         generator = self.generator_module()
         chosen = weight_dtype(name, self.device, sum(p.numel() for p in generator.parameters()))
         generator.to(chosen)
-        if hasattr(self.codec, "set_decoder_dtype"):
-            self.codec.set_decoder_dtype(weight_dtype(name, self.device))  # on CUDA: float32 (autocast decides)
+        self.codec.set_decoder_dtype(weight_dtype(name, self.device))  # on CUDA: float32 (autocast decides)
         self.dtype_name = name
         return self
 

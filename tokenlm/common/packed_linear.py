@@ -102,24 +102,24 @@ def wants_grad(x: torch.Tensor, weight: torch.Tensor) -> bool:
 class PackableLinear(nn.Linear):
     """``nn.Linear`` whose weight can be packed for inference (:meth:`pack`); same parameters, same state dict."""
 
-    packed: torch.Tensor | None = None
     _handle: PackedParameter | None = None
+
+    @property
+    def packed(self) -> torch.Tensor | None:
+        """The prepacked weight, or None while the plain one is in use."""
+        return None if self._handle is None else self._handle.packed
 
     def pack(self, rows: int = 2) -> bool:
         """Replace the plain weight with a prepacked copy (True when packed now or already)."""
-        if self._handle is not None:
-            return True
-        if not can_pack(self.weight):
-            return False
-        self._handle = PackedParameter(self.weight, rows)
-        self.packed = self._handle.packed
-        return True
+        if self._handle is None and can_pack(self.weight):
+            self._handle = PackedParameter(self.weight, rows)
+        return self._handle is not None
 
     def unpack(self) -> None:
         """Restore the plain weight (a no-op when not packed)."""
         if self._handle is not None:
             self._handle.unpack()
-            self._handle, self.packed = None, None
+            self._handle = None
 
     def run(self, x: torch.Tensor) -> torch.Tensor:
         """The layer on ``x`` ``[..., in]`` without ``nn.Module``'s call machinery (the decode step's path).
@@ -178,18 +178,17 @@ class PackingMixin:
         return bool(self._packed_parameters) or any(layer.packed is not None for layer in self.packable_layers())
 
     def pack_weights(self, rows: int = 2) -> bool:
-        """Pack every listed weight for CPU inference (True when they are packed). Refused (False) where oneDNN is
-        missing, off the CPU, or in training mode."""
+        """Pack every listed weight worth packing (:func:`can_pack`) for CPU inference; True when any weight is
+        packed. Refused (False) where oneDNN is missing, off the CPU, or in training mode."""
         if self.training or not prepacking_available():
             return False
         with _PACKING_LOCK:
-            done = True
             for layer in self.packable_layers():
-                done = layer.pack(rows) and done
+                layer.pack(rows)
             for name, parameter in self.packable_parameters().items():
                 if name not in self._packed_parameters and can_pack(parameter):
                     self._packed_parameters[name] = PackedParameter(parameter, rows)
-            return done
+            return self.is_packed
 
     def packed_parameter(self, name: str) -> torch.Tensor | None:
         """The packed copy of a listed parameter, or None when it is not packed."""
