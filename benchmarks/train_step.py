@@ -4,7 +4,7 @@ One training step = build the delay-pattern sequence from codes ``[B, K, T]``, f
 padded condition, per-codebook cross-entropy over the valid positions, backward, AdamW step, ``zero_grad``. Both
 sides run it on the same batches, in the same process and with the same threads:
 
-- tokenlm: ``LMModel`` teacher-forced on ``build_pattern("delay", ...)``, ``codebook_cross_entropy``, AdamW from
+- tokenlm: ``LMModel`` teacher-forced on ``build_pattern("delay", ...)``, ``LMModel.cross_entropy``, AdamW from
   ``tokenlm.train.optim.build_optimizer``;
 - transformers: ``MusicgenForCausalLM(labels=...)`` (the same delay-pattern sequence as labels: MusicGen shifts them
   right itself and ignores the special token), AdamW with the same settings and the same parameter groups.
@@ -42,7 +42,6 @@ from transformers import MusicgenForCausalLM
 
 from conditioners.base import Condition, Conditioner
 from conditioners.provider import ConditioningProvider
-from tokenlm.lm.losses import codebook_cross_entropy
 from tokenlm.lm.model import LMModel
 from tokenlm.lm.objective import LMObjective, lm_loss
 from tokenlm.lm.patterns import build_pattern
@@ -128,8 +127,8 @@ def tokenlm_forward(lm: LMModel) -> Forward:
     def forward(batch: Batch) -> torch.Tensor:
         sequence, valid = delay_sequence(batch.codes)
         context = lm.cross_context(batch.condition.embeds, batch.condition.mask)
-        logits = lm(sequence[..., :-1], context)  # [B, K, S - 1, card]
-        loss, _ = codebook_cross_entropy(logits, sequence[..., 1:], valid[..., 1:])
+        hidden = lm.hidden_states(sequence[..., :-1], context)  # [B, S - 1, D]
+        loss, _ = lm.cross_entropy(hidden, sequence[..., 1:], valid[..., 1:])  # heads + per-codebook CE
         return loss
 
     return forward

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tokenlm.common.onednn_linear import linear, onednn_available
+
 #: serialises packing and unpacking (two generations starting at once on one model must not pack it twice); a
 #: module-level lock, since a lock held by each model would make models impossible to deep-copy
 _PACKING_LOCK = threading.RLock()
@@ -30,13 +32,7 @@ _PACKING_LOCK = threading.RLock()
 
 def prepacking_available() -> bool:
     """True where this torch has oneDNN's prepacked linear (CPU builds with mkldnn)."""
-    ops = getattr(torch.ops, "mkldnn", None)
-    return bool(
-        torch.backends.mkldnn.is_available()
-        and ops is not None
-        and hasattr(ops, "_reorder_linear_weight")
-        and hasattr(ops, "_linear_pointwise")
-    )
+    return onednn_available() and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
 
 
 def pack_weight(weight: torch.Tensor, rows: int = 2) -> torch.Tensor:
@@ -129,7 +125,7 @@ class PackableLinear(nn.Linear):
             if not wants_grad(x, self.weight):
                 return packed_linear(x, self.packed, self.bias)
             self.unpack()
-        return F.linear(x, self.weight, self.bias)
+        return linear(x, self.weight, self.bias)  # float32 training products through oneDNN on CPU
 
     def run_gelu(self, x: torch.Tensor) -> torch.Tensor:
         """``F.gelu(self.run(x))`` (exact GELU), fused into the product when packed (oneDNN's eltwise post-op;

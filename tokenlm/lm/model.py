@@ -12,8 +12,11 @@ from conditioners.base import Condition
 from conditioners.fuser import FusedCondition
 from tokenlm.common.attention import ATTENTION_BACKENDS, check_attention_backend, key_padding_bias
 from tokenlm.common.config import config_from_dict
+from tokenlm.common.onednn_linear import linear
 from tokenlm.common.packed_linear import PackableLinear, PackingMixin, packed_linear, wants_grad
 from tokenlm.common.positions import rope_tables, sinusoidal_embedding
+from tokenlm.lm.head_loss import fused_head_applies, fused_head_cross_entropy
+from tokenlm.lm.losses import codebook_cross_entropy
 from tokenlm.lm.transformer import DecoderBlock, KVCache, RopeState
 
 #: position encodings: added sinusoids (MusicGen), rotary (RoPE), both (audiocraft ``sin_rope``), none
@@ -255,7 +258,7 @@ class LMModel(PackingMixin, nn.Module):
                 return packed_linear(hidden, packed, self._flat_head_bias())
             self.unpack_weights()
         K, card = self.config.num_codebooks, self.config.cardinality
-        return nn.functional.linear(hidden, self.heads.view(K * card, -1), self._flat_head_bias())
+        return linear(hidden, self.heads.view(K * card, -1), self._flat_head_bias())  # oneDNN when training on CPU
 
     def decode_step(self, tokens: torch.Tensor, condition: ConditionContext | None, cache: KVCache) -> torch.Tensor:
         """Logits ``[N, K, card]`` for the step after ``tokens`` ``[N, K]``, appended to a filled ``cache``.
@@ -307,6 +310,33 @@ class LMModel(PackingMixin, nn.Module):
         Returns:
             logits ``[B, K, T, card]`` (and the final hidden states ``[B, T, D]`` if ``return_hidden``).
         """
+        hidden = self.hidden_states(sequence, condition, cache)  # [B, T, D]
+        logits = self.logits(hidden)
+        return (logits, hidden) if return_hidden else logits
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Final hidden states ``[B, T, D]`` -> logits ``[B, K, T, card]`` (a view of ``[B, T, K, card]``)."""
+        batch, steps, _ = hidden.shape
+        K, card = self.config.num_codebooks, self.config.cardinality
+        return self._head_logits(hidden).view(batch, steps, K, card).transpose(1, 2)
+
+    def cross_entropy(
+        self, hidden: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``codebook_cross_entropy(self.logits(hidden), targets, valid)``: the loss and per-codebook losses ``[K]``.
+
+        On CPU at float32 the heads and the loss run fused over row chunks without materialising the logits
+        (:func:`~tokenlm.lm.head_loss.fused_head_cross_entropy`); elsewhere through the logits.
+        """
+        if self.packed_parameter("heads") is None and fused_head_applies(hidden, self.heads):
+            return fused_head_cross_entropy(hidden, self.heads, self.head_bias, targets, valid)
+        loss, per_codebook = codebook_cross_entropy(self.logits(hidden), targets, valid)
+        return loss, per_codebook.detach()
+
+    def hidden_states(
+        self, sequence: torch.Tensor, condition: ConditionContext | None = None, cache: KVCache | None = None
+    ) -> torch.Tensor:
+        """The final (normalised) hidden states ``[B, T, D]`` of :meth:`forward`, before the heads."""
         batch, _, steps = sequence.shape
         past = cache.length if cache is not None else 0
         prefix = condition.prefix if condition is not None and past == 0 else None
@@ -344,8 +374,4 @@ class LMModel(PackingMixin, nn.Module):
             x = block(x, layer, cache, rope, kv, cross_mask, self_mask)
         if cache is not None:
             cache.length = past + x.shape[1]
-        hidden = self.out_norm(x[:, num_prefix:])  # [B, T, D]: prefix outputs stripped
-        K, card = self.config.num_codebooks, self.config.cardinality
-        logits = self._head_logits(hidden)  # [B, T, K * card]
-        logits = logits.view(batch, steps, K, card).transpose(1, 2)  # [B, K, T, card]
-        return (logits, hidden) if return_hidden else logits
+        return self.out_norm(x[:, num_prefix:])  # [B, T, D]: prefix outputs stripped

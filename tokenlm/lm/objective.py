@@ -10,7 +10,7 @@ import torch
 
 from conditioners.base import Condition
 from conditioners.dropout import DropoutDraw
-from tokenlm.lm.losses import POOLINGS, codebook_cross_entropy, pool_sequence, rr_from_pooled
+from tokenlm.lm.losses import POOLINGS, pool_sequence, rr_from_pooled
 from tokenlm.lm.patterns import build_pattern
 
 RR_MODES = ("cfg", "all", "off")
@@ -84,8 +84,8 @@ def lm_loss(
             with torch.no_grad():
                 text = conditioning.encode(attributes)
     context = lm.condition_context(condition)
-    logits, hidden = lm(sequence[..., :-1], context, return_hidden=True)  # [B, K, S-1, card], [B, S-1, D]
-    ce, per_codebook = codebook_cross_entropy(logits, sequence[..., 1:], valid[..., 1:])
+    hidden = lm.hidden_states(sequence[..., :-1], context)  # [B, S-1, D]
+    ce, per_codebook = lm.cross_entropy(hidden, sequence[..., 1:], valid[..., 1:])  # heads + loss
     losses = {"ce": ce}
 
     if text is not None and rr_rows is not None and objective.rr_weight > 0:
