@@ -3,8 +3,10 @@
 On CPU, ``F.linear`` at float32 runs MKL's ``sgemm``. For the products of a training step (thousands of rows),
 oneDNN's kernel is faster on the CPUs we measured: on a 2-core AMD EPYC with AVX-512, ``[2024, 512] x [512, 2048]``
 takes 21-22 ms through oneDNN against 24-30 ms through MKL (~200 against ~170 GFLOP/s), and so does the product
-that gives the input's gradient. The weight's gradient (``grad_out^T x``) stays with MKL, which is as fast there and
-needs no transposed copies.
+that gives the input's gradient. oneDNN lays the weight out for its kernel on every call anyway, so it reads the
+transposed weight of the gradient product straight from a transposed view (a ``.contiguous()`` copy first cost
+~80 ms per step of the 512 x 8 benchmark LM). The weight's gradient (``grad_out^T x``) stays with MKL, which is
+faster there than oneDNN on transposed views.
 
 :func:`linear` is ``F.linear`` with that routing for a float32 CPU product that will be differentiated
 (:func:`routes_through_onednn`); everything else (CUDA, bf16, autocast, inference, small matrices) is plain
@@ -52,8 +54,8 @@ class OneDNNLinear(torch.autograd.Function):
         rows, weight = ctx.saved_tensors
         grad_rows = _rows(grad_out)  # [M, out]
         grad_x = grad_weight = grad_bias = None
-        if ctx.needs_input_grad[0]:  # [M, out] x [out, in]: oneDNN, with the weight transposed once per call
-            grad_x = _onednn(grad_rows, weight.t().contiguous(), None).view(ctx.input_shape)
+        if ctx.needs_input_grad[0]:  # [M, out] x [out, in]: oneDNN reads the transposed view as it lays it out
+            grad_x = _onednn(grad_rows, weight.t(), None).view(ctx.input_shape)
         if ctx.needs_input_grad[1]:
             grad_weight = grad_rows.t().mm(rows)  # [out, in]
         if ctx.has_bias and ctx.needs_input_grad[2]:

@@ -51,7 +51,7 @@ def _chunk_pass(
     token_loss = torch.empty(rows, num_codebooks, dtype=torch.float32)  # [M, K]
     grads = None
     if want_grad:
-        weight_t = weight.t().contiguous()  # [D, K * card]: the gradient product's weight, laid out once
+        weight_t = weight.t()  # [D, K * card]: the gradient product's weight; oneDNN reads the view as it is
         grads = (torch.empty_like(hidden), torch.zeros_like(weight), None if bias is None else torch.zeros_like(bias))
     for start in range(0, rows, CHUNK_ROWS):
         end = min(start + CHUNK_ROWS, rows)
