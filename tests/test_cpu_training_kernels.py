@@ -51,6 +51,17 @@ def test_onednn_linear_differentiates_only_what_asks_for_it():
     torch.testing.assert_close(weight.grad, inputs.sum(dim=0).expand(64, 32), rtol=1e-5, atol=1e-5)
 
 
+def test_onednn_linear_takes_a_strided_weight_as_it_is():
+    torch.manual_seed(0)
+    stored = torch.randn(48, 80, requires_grad=True)  # the layer's weight is its transposed view [80, 48]
+    x = torch.randn(6, 48, requires_grad=True)
+    OneDNNLinear.apply(x, stored.t(), None).square().sum().backward()
+    got = grads(x, stored)
+    x.grad = stored.grad = None
+    F.linear(x, stored.t()).square().sum().backward()
+    for ours, want in zip(got, grads(x, stored), strict=True):
+        torch.testing.assert_close(ours, want, rtol=1e-5, atol=1e-4)
+
 def test_linear_routes_only_differentiated_float32_cpu_products_of_large_weights():
     big = torch.randn(512, 256, requires_grad=True)  # 131 072 elements >= MIN_ONEDNN_ELEMENTS
     x = torch.randn(4, 256)

@@ -15,6 +15,8 @@ faster there than oneDNN on transposed views.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
@@ -22,14 +24,19 @@ import torch.nn.functional as F
 MIN_ONEDNN_ELEMENTS = 1 << 16
 
 
+@functools.cache
 def onednn_available() -> bool:
-    """True where this torch has oneDNN's linear kernel (CPU builds with mkldnn)."""
+    """True where this torch has oneDNN's linear kernel (CPU builds with mkldnn); fixed for the process."""
     ops = getattr(torch.ops, "mkldnn", None)
     return bool(torch.backends.mkldnn.is_available() and ops is not None and hasattr(ops, "_linear_pointwise"))
 
 
-def _onednn(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """``x`` ``[M, in]`` (contiguous) times ``weight`` ``[out, in]`` (dense, contiguous) -> ``[M, out]``."""
+def onednn_product(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.linear`` of rows ``x`` ``[M, in]`` (contiguous) through oneDNN's kernel -> ``[M, out]``.
+
+    ``weight`` ``[out, in]`` is a dense tensor (any strides: oneDNN lays it out for its kernel on every call, so a
+    transposed view costs no more than a contiguous copy) or one prepacked with ``_reorder_linear_weight``.
+    """
     return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
 
 
@@ -46,7 +53,7 @@ class OneDNNLinear(torch.autograd.Function):
         rows = _rows(x)  # [M, in]
         ctx.save_for_backward(rows, weight)
         ctx.input_shape, ctx.has_bias = x.shape, bias is not None
-        return _onednn(rows, weight.contiguous(), bias).view(*x.shape[:-1], weight.shape[0])
+        return onednn_product(rows, weight, bias).view(*x.shape[:-1], weight.shape[0])
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -55,7 +62,7 @@ class OneDNNLinear(torch.autograd.Function):
         grad_rows = _rows(grad_out)  # [M, out]
         grad_x = grad_weight = grad_bias = None
         if ctx.needs_input_grad[0]:  # [M, out] x [out, in]: oneDNN reads the transposed view as it lays it out
-            grad_x = _onednn(grad_rows, weight.t(), None).view(ctx.input_shape)
+            grad_x = onednn_product(grad_rows, weight.t()).view(ctx.input_shape)
         if ctx.needs_input_grad[1]:
             grad_weight = grad_rows.t().mm(rows)  # [out, in]
         if ctx.has_bias and ctx.needs_input_grad[2]:

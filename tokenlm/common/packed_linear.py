@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tokenlm.common.onednn_linear import linear, onednn_available
+from tokenlm.common.onednn_linear import linear, onednn_available, onednn_product
 
 #: serialises packing and unpacking (two generations starting at once on one model must not pack it twice); a
 #: module-level lock, since a lock held by each model would make models impossible to deep-copy
@@ -44,8 +44,8 @@ def pack_weight(weight: torch.Tensor, rows: int = 2) -> torch.Tensor:
 def packed_linear(x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """``F.linear(x, weight, bias)`` for ``x`` ``[..., in]``, with ``packed = pack_weight(weight)``."""
     if x.dim() == 2:
-        return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
-    out = torch.ops.mkldnn._linear_pointwise(x.reshape(-1, x.shape[-1]), packed, bias, "none", [], "")
+        return onednn_product(x, packed, bias)
+    out = onednn_product(x.reshape(-1, x.shape[-1]), packed, bias)
     return out.view(*x.shape[:-1], out.shape[-1])
 
 

@@ -18,14 +18,10 @@ from __future__ import annotations
 
 import torch
 
-from tokenlm.common.onednn_linear import onednn_available
+from tokenlm.common.onednn_linear import onednn_available, onednn_product
 
 #: rows per chunk: at 4 x 2048 codes a chunk's logits take 8 MB, which stays in a server CPU's cache
 CHUNK_ROWS = 256
-
-
-def _product(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
 
 
 def _chunk_pass(
@@ -56,7 +52,7 @@ def _chunk_pass(
     for start in range(0, rows, CHUNK_ROWS):
         end = min(start + CHUNK_ROWS, rows)
         chunk = hidden[start:end]  # [c, D]
-        logits = _product(chunk, weight, bias).view(end - start, num_codebooks, card)  # [c, K, card]
+        logits = onednn_product(chunk, weight, bias).view(end - start, num_codebooks, card)  # [c, K, card]
         log_norm = torch.logsumexp(logits, dim=-1)  # [c, K]
         chunk_targets = targets[start:end, :, None]  # [c, K, 1]
         token_loss[start:end] = log_norm - logits.gather(-1, chunk_targets)[..., 0]
@@ -65,7 +61,7 @@ def _chunk_pass(
         grad = logits.sub_(log_norm[..., None]).exp_()  # softmax, in place of the logits: [c, K, card]
         grad.scatter_add_(-1, chunk_targets, torch.full_like(log_norm[..., None], -1.0))  # - onehot
         grad = grad.mul_(scale[start:end, :, None]).view(end - start, -1)  # [c, K * card]
-        grads[0][start:end] = _product(grad, weight_t, None)  # [c, D]
+        grads[0][start:end] = onednn_product(grad, weight_t)  # [c, D]
         grads[1].addmm_(grad.t(), chunk)  # [K * card, D]
         if grads[2] is not None:
             grads[2].add_(grad.sum(dim=0))

@@ -337,7 +337,7 @@ class LMModel(PackingMixin, nn.Module):
         self, sequence: torch.Tensor, condition: ConditionContext | None = None, cache: KVCache | None = None
     ) -> torch.Tensor:
         """The final (normalised) hidden states ``[B, T, D]`` of :meth:`forward`, before the heads."""
-        batch, _, steps = sequence.shape
+        steps = sequence.shape[2]
         past = cache.length if cache is not None else 0
         prefix = condition.prefix if condition is not None and past == 0 else None
         num_prefix = 0 if prefix is None else prefix.shape[1]
