@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from tokenlm.assets_cli import add_assets_parser
 from tokenlm.codec_cli import add_codec_parser
 from tokenlm.data.cli import add_data_parser
+from tokenlm.data.sources.cli import add_source_parsers
 from tokenlm.data.synth.cli import add_synth_parser
 from tokenlm.defaults import DEFAULT_FOR_BACKEND
 from tokenlm.demo.cli import add_serve_parser
@@ -265,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     data_commands = add_data_parser(commands)  # tokenlm data index | encode
     add_synth_parser(data_commands)  # tokenlm data synth
+    add_source_parsers(data_commands)  # tokenlm data music | speech | recorded | any installed source
     add_eval_parser(commands)  # tokenlm eval
     add_retrieval_parser(commands)  # tokenlm retrieval (a CLAP's text-audio retrieval)
     add_codec_parser(commands)  # tokenlm codec eval | export

@@ -8,13 +8,9 @@ import math
 
 import torch
 
-from tokenlm.data.synth.music import PITCH_CLASSES, SCALES, TRIADS
+from tokenlm.data.synth.music import PITCH_CLASSES, TRIADS
+from tokenlm.data.synth.music import detect_key as detect_key  # re-exported: the eval's key detector
 
-#: Krumhansl & Kessler (1982) probe-tone profiles, tonic first
-KEY_PROFILES = {
-    "major": (6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88),
-    "minor": (6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17),
-}
 HARMONIC_DECAY = 0.6
 HARMONICS = 4
 
@@ -41,21 +37,6 @@ def detect_chord(chroma: torch.Tensor) -> tuple[str, float]:
     scores = templates @ (chroma / (chroma.norm() + 1e-12))
     best = int(scores.argmax())
     return names[best], float(scores[best])
-
-
-def detect_key(chroma: torch.Tensor) -> tuple[str, float]:
-    """The key (``"D minor"``) whose rotated Krumhansl-Kessler profile correlates best with ``chroma``."""
-    best_name, best_score = "", -2.0
-    centred = chroma - chroma.mean()
-    for mode in SCALES:
-        profile = torch.tensor(KEY_PROFILES[mode])
-        for root in range(12):
-            rotated = torch.roll(profile, root)
-            rotated = rotated - rotated.mean()
-            score = float((rotated * centred).sum() / (rotated.norm() * centred.norm() + 1e-12))
-            if score > best_score:
-                best_name, best_score = f"{PITCH_CLASSES[root]} {mode}", score
-    return best_name, best_score
 
 
 def pitch_class_histogram(f0: torch.Tensor) -> torch.Tensor:

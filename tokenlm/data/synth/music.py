@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import torch
 
 #: pitch-class names, sharps only (flats are accepted by :func:`parse_pitch_class`)
 PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
@@ -13,6 +14,11 @@ _FLATS = {"DB": "C#", "EB": "D#", "GB": "F#", "AB": "G#", "BB": "A#", "CB": "B",
 SCALES = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 10)}
 #: triad intervals in semitones above the root
 TRIADS = {"major": (0, 4, 7), "minor": (0, 3, 7)}
+#: Krumhansl & Kessler (1982) probe-tone profiles, tonic first
+KEY_PROFILES = {
+    "major": (6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88),
+    "minor": (6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17),
+}
 _NOTE = re.compile(r"^([A-Ga-g])(#|b|♯|♭)?(-?\d)$")
 
 
@@ -71,3 +77,19 @@ def chord_name(root: int, quality: str) -> str:
     if quality not in TRIADS:
         raise ValueError(f"unknown chord quality {quality!r}; allowed: {sorted(TRIADS)}")
     return f"{PITCH_CLASSES[root % 12]} {quality}"
+
+
+def detect_key(chroma: torch.Tensor) -> tuple[str, float]:
+    """The key (``"D minor"``) whose rotated Krumhansl-Kessler profile correlates best with a ``[12]`` pitch-class
+    weight vector (a chroma, or note durations per pitch class), and the correlation."""
+    best_name, best_score = "", -2.0
+    centred = chroma - chroma.mean()
+    for mode in SCALES:
+        profile = torch.tensor(KEY_PROFILES[mode])
+        for root in range(12):
+            rotated = torch.roll(profile, root)
+            rotated = rotated - rotated.mean()
+            score = float((rotated * centred).sum() / (rotated.norm() * centred.norm() + 1e-12))
+            if score > best_score:
+                best_name, best_score = f"{PITCH_CLASSES[root]} {mode}", score
+    return best_name, best_score
