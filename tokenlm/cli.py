@@ -14,6 +14,7 @@ from tokenlm.data.synth.cli import add_synth_parser
 from tokenlm.defaults import DEFAULT_FOR_BACKEND
 from tokenlm.demo.cli import add_serve_parser
 from tokenlm.eval.cli import add_eval_parser, add_retrieval_parser
+from tokenlm.eval.detectors_cli import add_detectors_parser
 
 if TYPE_CHECKING:
     from tokenlm.api import Audio
@@ -268,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_synth_parser(data_commands)  # tokenlm data synth
     add_source_parsers(data_commands)  # tokenlm data music | speech | recorded | any installed source
     add_eval_parser(commands)  # tokenlm eval
+    add_detectors_parser(commands)  # tokenlm detectors (validate the music detectors on held-out renders)
     add_retrieval_parser(commands)  # tokenlm retrieval (a CLAP's text-audio retrieval)
     add_codec_parser(commands)  # tokenlm codec eval | export
     add_assets_parser(commands)  # tokenlm assets list | pack

@@ -206,9 +206,8 @@ def build(
     try:
         total = sum(len(specs) for specs in plans.values())
         with progress_bar(total=total, desc=f"building {source.name}", unit="clips", disable=not progress) as bar:
-            for split in source.splits:
-                report["splits"][split] = _build_split(source, staging, split, plans.get(split, []), options,
-                                                       workers, bar)
+            for split in (name for name in source.splits if name in plans):  # a split the options left out is absent
+                report["splits"][split] = _build_split(source, staging, split, plans[split], options, workers, bar)
         report["seconds"] = round(time.perf_counter() - start, 2)
         (staging / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n")
         _write_credits(staging / CREDITS_NAME, source.credits(options))

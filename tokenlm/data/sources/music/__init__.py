@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from tokenlm.data.sources.base import Clip, Credit, DataSource, Skipped
+from tokenlm.data.sources.music.melodies import COLLECTIONS
 
 #: tempo ranges whose combinations with instrument family and key are held out as a unit
 #: quarter-note tempos drawn (one octave, so that a clip's beat is never ambiguous by a factor of two)
@@ -29,6 +30,7 @@ TEMPO_RANGE = (80, 159)
 TEMPO_BUCKETS = (95, 110, 125, 140, 1000)
 HELDOUT_COMBINATION_FRACTION = 0.15
 LOUDNESS_LUFS = {"loud": (-16.0, -13.0), "quiet": (-34.0, -30.0), None: (-26.0, -20.0)}
+#: solo: the melody alone; duo: with chords; trio: with chords and bass (drums are drawn apart)
 ENSEMBLES = ("solo", "duo", "trio")
 
 
@@ -82,13 +84,19 @@ class MusicSource(DataSource):
         parser.add_argument("--real-melodies", type=int, default=1000,
                             help="tunes taken from music21's corpus (default 1000; parsed once, then cached)")
         parser.add_argument("--generated-melodies", type=int, default=1000, help="generated tunes (default 1000)")
+        parser.add_argument("--collections", default=",".join(COLLECTIONS),
+                            help=f"music21 corpus collections to take tunes from (default {','.join(COLLECTIONS)})")
+        parser.add_argument("--ensembles", default=",".join(ENSEMBLES),
+                            help="ensembles drawn from: solo, duo (with chords), trio (chords and bass); default all")
+        parser.add_argument("--drums-probability", type=float, default=0.5, help="share of clips with drums (0.5)")
         parser.add_argument("--heldout-fraction", type=float, default=0.1, help="share of test_heldout (0.1)")
         parser.add_argument("--valid-fraction", type=float, default=0.05, help="share of valid (0.05)")
 
     def _options(self, options: dict[str, Any]) -> dict[str, Any]:
         defaults = {"soundfont": "fluidr3", "heldout_soundfont": "timgm6mb", "sample_rate": 16000, "channels": 1,
                     "duration": 6.0, "real_melodies": 1000, "generated_melodies": 1000, "heldout_fraction": 0.1,
-                    "valid_fraction": 0.05}
+                    "valid_fraction": 0.05, "collections": ",".join(COLLECTIONS), "ensembles": ",".join(ENSEMBLES),
+                    "drums_probability": 0.5}
         merged = {**defaults, **{k: v for k, v in options.items() if v is not None}}
         if not 1.0 <= float(merged["duration"]) <= 30.0:
             raise ValueError(f"duration must be within [1, 30] seconds, got {merged['duration']!r}")
@@ -100,6 +108,15 @@ class MusicSource(DataSource):
                 raise ValueError(f"{key} must be in (0, 0.5), got {merged[key]!r}")
         if int(merged["real_melodies"]) < 0 or int(merged["generated_melodies"]) < 0:
             raise ValueError("real_melodies and generated_melodies must be >= 0")
+        ensembles = [e.strip() for e in str(merged["ensembles"]).split(",") if e.strip()]
+        if not ensembles or any(e not in ENSEMBLES for e in ensembles):
+            raise ValueError(f"ensembles must be a comma-separated subset of {list(ENSEMBLES)}, "
+                             f"got {merged['ensembles']!r}")
+        if not 0.0 <= float(merged["drums_probability"]) <= 1.0:
+            raise ValueError(f"drums_probability must be in [0, 1], got {merged['drums_probability']!r}")
+        unknown = [c for c in str(merged["collections"]).split(",") if c.strip() and c.strip() not in COLLECTIONS]
+        if unknown:
+            raise ValueError(f"unknown corpus collections {unknown}; allowed: {list(COLLECTIONS)}")
         if int(merged["real_melodies"]) + int(merged["generated_melodies"]) < 2:
             raise ValueError("the music source needs at least two melodies (real_melodies + generated_melodies)")
         return merged
@@ -124,7 +141,8 @@ class MusicSource(DataSource):
         from tokenlm.data.sources.music.melodies import generate_melody, heldout_melody, load_corpus_melodies
 
         opts = self._options(options)
-        real, skipped = load_corpus_melodies(int(opts["real_melodies"]))
+        collections = tuple(c.strip() for c in str(opts["collections"]).split(",") if c.strip())
+        real, skipped = load_corpus_melodies(int(opts["real_melodies"]), collections)
         generated = [generate_melody(np.random.default_rng([seed, 7, i]), f"generated/{seed}/{i}")
                      for i in range(int(opts["generated_melodies"]))]
         melodies = sorted(real + generated, key=lambda m: m.id)
@@ -170,14 +188,15 @@ class MusicSource(DataSource):
                 break
         choices = [i for i in MELODY_INSTRUMENTS if i.family == family]
         lead = choices[int(rng.integers(len(choices)))]
-        ensemble = ENSEMBLES[int(rng.integers(len(ENSEMBLES)))]
+        ensembles = [e.strip() for e in str(opts["ensembles"]).split(",") if e.strip()]
+        ensemble = ensembles[int(rng.integers(len(ensembles)))]
         chord = bass = None
         if ensemble in ("duo", "trio"):
             options = [i for i in CHORD_INSTRUMENTS if i.family != lead.family]
             chord = options[int(rng.integers(len(options)))].program
         if ensemble == "trio" and lead.family != "bass":
             bass = BASS_INSTRUMENTS[int(rng.integers(len(BASS_INSTRUMENTS)))].program
-        drums = bool(rng.random() < 0.5)
+        drums = bool(rng.random() < float(opts["drums_probability"]))
         kits = sorted(DRUM_KITS)
         loudness = (None, "loud", "quiet")[int(rng.choice(3, p=[0.5, 0.25, 0.25]))]
         low, high = LOUDNESS_LUFS[loudness]

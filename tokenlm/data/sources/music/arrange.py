@@ -203,7 +203,9 @@ def arrange(arrangement: Arrangement) -> list[Note]:
         for bar, pcs in enumerate(chords):
             root = 36 + (pcs[0] - 36) % 12
             fifth = root + 7
-            steps = {4: ((0, root), (2, fifth)), 3: ((0, root),), 2: ((0, root), (1, fifth))}[beats_per_bar]
+            # a note on every beat (root, fifth, octave, fifth): the bass keeps the pulse the tempo label names
+            steps = {4: ((0, root), (1, fifth), (2, root + 12), (3, fifth)), 3: ((0, root), (1, fifth), (2, fifth)),
+                     2: ((0, root), (1, fifth))}[beats_per_bar]
             for beat, pitch in steps:
                 at = (bar * bar_length + beat) * beat_s
                 length = (beats_per_bar / len(steps)) * beat_s
