@@ -202,7 +202,7 @@ def test_cli_builds_and_refuses_a_missing_soundfont(tmp_path: Path, capsys: pyte
     printed = capsys.readouterr().out
     assert "train:" in printed and (out / "train.jsonl").is_file() and not (out / "test_heldout_timgm.jsonl").exists()
     missing = tmp_path / "missing"
-    assert main([*args[:4], str(missing), "--soundfont", str(tmp_path / "nope.sf2"), *args[6:]]) == 2
+    assert main([*args[:5], str(missing), "--soundfont", str(tmp_path / "nope.sf2"), *args[8:]]) == 2
     assert "nope.sf2" in capsys.readouterr().err
     assert not missing.exists() and not list(tmp_path.glob(".missing*"))
     assert main(args) == 2  # an existing non-empty folder is not replaced without --overwrite

@@ -54,12 +54,20 @@ class Analysis:
     count: int | None = None
     order: list[str] | None = None
     drums: list[str] | None = None
+    # the music, speech and recording detectors (None unless analysed with extended=True)
+    music_key: str | None = None
+    music_tempo_bpm: float | None = None
+    instrument_family: str | None = None
+    has_drums: bool | None = None
+    speech: bool | None = None
+    voice_pitch: str | None = None
     features: np.ndarray | None = field(default=None, repr=False)
 
     def detections(self) -> dict[str, object]:
         """The detected values by name (for reports)."""
         names = ("lufs", "f0_hz", "voiced_fraction", "pitch_slope", "waveform", "decay_db", "noise_slope",
-                 "noise_colour", "noise_band", "chord", "key", "tempo_bpm", "count", "order", "drums")
+                 "noise_colour", "noise_band", "chord", "key", "tempo_bpm", "count", "order", "drums", "music_key",
+                 "music_tempo_bpm", "instrument_family", "has_drums", "speech", "voice_pitch")
         out = {}
         for name in names:
             value = getattr(self, name)
@@ -122,8 +130,10 @@ def detect_drums(power: torch.Tensor, onsets: torch.Tensor) -> list[str]:
     return found
 
 
-def analyze(wav: np.ndarray | torch.Tensor, sample_rate: int) -> Analysis:
-    """Run every detector on one clip (``[N]`` or ``[C, N]``, any sample rate; analysed at 16 kHz mono)."""
+def analyze(wav: np.ndarray | torch.Tensor, sample_rate: int, extended: bool = False) -> Analysis:
+    """Run every detector on one clip (``[N]`` or ``[C, N]``, any sample rate; analysed at 16 kHz mono).
+    ``extended`` adds the music detectors (key, tempo, instrument family, drums), speech presence and voice pitch,
+    which the music, speech and recorded families need (:func:`analyze_extended`)."""
     array = wav.detach().cpu().numpy() if isinstance(wav, torch.Tensor) else np.asarray(wav)
     array = array.astype(np.float32)
     if array.ndim > 1:
@@ -180,6 +190,25 @@ def analyze(wav: np.ndarray | torch.Tensor, sample_rate: int) -> Analysis:
     result.count = len(segments)
     result.order = _event_order(segments, f0, voiced, centroid)
     result.features = clip_features(power, mel_power, chroma)
+    if extended:
+        analyze_extended(array, sample_rate, result)
+    return result
+
+
+def analyze_extended(wav: np.ndarray, sample_rate: int, result: Analysis) -> Analysis:
+    """Fill ``result``'s music, instrument, drums, speech and voice-pitch detections from mono ``wav``."""
+    from tokenlm.eval.instrument import shipped_detector
+    from tokenlm.eval.music import analyze_music
+    from tokenlm.eval.speech import VOICE_PITCH_BOUNDARY_HZ, analyze_speech
+
+    music = analyze_music(wav, sample_rate)
+    result.music_key, result.music_tempo_bpm = music.key, music.tempo_bpm
+    instruments = shipped_detector().detect(wav, sample_rate)
+    result.instrument_family, result.has_drums = instruments.family, instruments.drums
+    speech = analyze_speech(wav, sample_rate)
+    result.speech = speech.present
+    if speech.present and math.isfinite(speech.median_f0_hz):
+        result.voice_pitch = "high" if speech.median_f0_hz >= VOICE_PITCH_BOUNDARY_HZ else "low"
     return result
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tokenlm.eval.analysis import Analysis
+from tokenlm.eval.music import key_matches, tempo_matches
 
 #: family -> checked attributes (an attribute is checked when the labels hold its value)
 FAMILY_ATTRIBUTES: dict[str, tuple[str, ...]] = {
@@ -21,9 +22,17 @@ FAMILY_ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "clicks": ("tempo", "tempo_octave"),
     "drums": ("tempo", "tempo_octave", "drums"),
     "sequence": ("order",),
+    # the real-sound families (tokenlm data music | speech | recorded), judged with analyze(..., extended=True)
+    "music": ("music_key", "music_tempo", "drums_present", "instrument_family", "loudness"),
+    "speech": ("speech", "voice_pitch"),
+    "recorded": ("drums_present", "instrument_family"),
 }
+#: families whose attributes need the extended detectors
+EXTENDED_FAMILIES = ("music", "speech", "recorded")
 #: attribute -> the label key holding its expected value
-LABEL_KEYS = {"pitch": "pitch_hz", "tempo": "tempo_bpm", "tempo_octave": "tempo_bpm"}
+LABEL_KEYS = {"pitch": "pitch_hz", "tempo": "tempo_bpm", "tempo_octave": "tempo_bpm", "music_key": "key",
+              "music_tempo": "tempo_bpm", "drums_present": "drums", "instrument_family": "instrument_families",
+              "speech": "family"}
 PITCH_TOLERANCE_CENTS = 50.0
 TEMPO_TOLERANCE = 0.04
 LOUDNESS_BOUNDARY_LUFS = -25.0
@@ -52,8 +61,11 @@ def expected_attributes(labels: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for attribute in FAMILY_ATTRIBUTES.get(labels.get("family", ""), ()):
         key = LABEL_KEYS.get(attribute, attribute)
-        if labels.get(key) is not None:
-            out[attribute] = labels[key]
+        value = labels.get(key)
+        if attribute == "instrument_family" and value is None:
+            value = labels.get("instrument_family")  # a recorded sample names one family
+        if value is not None:
+            out[attribute] = value
     return out
 
 
@@ -107,8 +119,11 @@ _CATEGORICAL: dict[str, Callable[[Analysis], Any]] = {
     "direction": _direction,
     "order": lambda a: a.order,
     "drums": lambda a: sorted(a.drums) if a.drums is not None else None,
+    "drums_present": lambda a: a.has_drums,
+    "voice_pitch": lambda a: a.voice_pitch,
 }
-ATTRIBUTES = ("pitch", "tempo", "tempo_octave", *_CATEGORICAL)
+ATTRIBUTES = ("pitch", "tempo", "tempo_octave", "music_key", "music_tempo", "instrument_family", "speech",
+              *_CATEGORICAL)
 
 
 def check(attribute: str, expected: Any, analysis: Analysis) -> CheckResult:
@@ -123,6 +138,17 @@ def check(attribute: str, expected: Any, analysis: Analysis) -> CheckResult:
         detected, matched = _tempo(expected, analysis, (1.0,))
     elif attribute == "tempo_octave":
         detected, matched = _tempo(expected, analysis, (1.0, 2.0, 0.5))
+    elif attribute == "music_tempo":
+        detected = round(analysis.music_tempo_bpm, 2) if analysis.music_tempo_bpm is not None else None
+        matched = tempo_matches(float(expected), analysis.music_tempo_bpm, TEMPO_TOLERANCE)
+    elif attribute == "music_key":
+        detected, matched = analysis.music_key, key_matches(str(expected), analysis.music_key)
+    elif attribute == "instrument_family":
+        # one of the families playing is the detector's top-1 (for one instrument: that family)
+        families = [expected] if isinstance(expected, str) else list(expected)
+        detected, matched = analysis.instrument_family, analysis.instrument_family in families
+    elif attribute == "speech":
+        detected, matched = analysis.speech, analysis.speech is True
     else:
         detected = _CATEGORICAL[attribute](analysis)
         target = sorted(expected) if attribute == "drums" else expected

@@ -10,14 +10,18 @@ from pathlib import Path
 
 def run_detectors(args: argparse.Namespace) -> int:
     """Run :func:`tokenlm.eval.validate.validate_music`, write the JSON report, print the markdown table."""
-    from tokenlm.eval.validate import markdown_table, validate_music
+    from tokenlm.eval.validate import markdown_table, recordings_table, validate_music, validate_recordings
 
     report = validate_music(args.music, args.split, args.detector, args.limit)
+    if args.recordings:
+        report["recordings"] = validate_recordings(args.detector, args.limit)
     text = json.dumps(report, indent=2)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text + "\n")
     print(markdown_table(report))
+    if args.recordings:
+        print(recordings_table(report["recordings"]))
     return 0
 
 
@@ -29,6 +33,8 @@ def add_detectors_parser(commands: argparse._SubParsersAction) -> argparse.Argum
     parser.add_argument("--split", default="test_heldout_timgm", help="split to judge (default test_heldout_timgm)")
     parser.add_argument("--detector", default=None, help="instrument-family detector folder (default: shipped)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N clips")
+    parser.add_argument("--recordings", action="store_true",
+                        help="also judge real recordings: Hydrogen kits, LMMS instrument samples, Asterisk prompts")
     parser.add_argument("--out", default=None, help="write the full report (JSON) here")
     parser.set_defaults(func=run_detectors)
     return parser

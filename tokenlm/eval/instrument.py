@@ -14,6 +14,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,3 +137,9 @@ class InstrumentDetector:
         drums_prob = float(probs[-1])
         return InstrumentResult(families[best], {f: float(p) for f, p in zip(families, probs[:-1], strict=True)},
                                 drums_prob >= self.drums_threshold, drums_prob)
+
+
+@functools.lru_cache(maxsize=1)
+def shipped_detector() -> InstrumentDetector:
+    """The shipped detector, loaded once per process."""
+    return InstrumentDetector.from_pretrained()

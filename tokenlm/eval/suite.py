@@ -20,6 +20,7 @@ import torch
 from tokenlm.data.synth.families import FAMILIES
 from tokenlm.eval.alignment import OVERALL, alignment_report, score_clips, summarize
 from tokenlm.eval.analysis import Analysis, analyze
+from tokenlm.eval.attributes import EXTENDED_FAMILIES
 from tokenlm.eval.captions import parse_caption
 from tokenlm.eval.frechet import quality_score
 from tokenlm.eval.metrics import (
@@ -50,11 +51,12 @@ def one_torch_thread() -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def analyze_clips(clips: Sequence[Clip]) -> tuple[list[Analysis], float]:
-    """Analyses of ``(wav, sample_rate)`` clips and the mean seconds per clip."""
+def analyze_clips(clips: Sequence[Clip], extended: bool = False) -> tuple[list[Analysis], float]:
+    """Analyses of ``(wav, sample_rate)`` clips and the mean seconds per clip (``extended``: with the music,
+    instrument, drums and speech detectors)."""
     start = time.perf_counter()
     with one_torch_thread():
-        analyses = [analyze(wav, rate) for wav, rate in clips]
+        analyses = [analyze(wav, rate, extended) for wav, rate in clips]
     return analyses, (time.perf_counter() - start) / max(1, len(clips))
 
 
@@ -132,8 +134,9 @@ def run_suite(
         raise ValueError(f"got {len(reference)} reference clips for {len(captions)} captions")
     timing["prepare_s"] = time.perf_counter() - start
 
-    gen_analyses, timing["analysis_per_clip_s"] = analyze_clips(generated)
-    ref_analyses, timing["reference_analysis_per_clip_s"] = analyze_clips(reference)
+    extended = any(target.get("family") in EXTENDED_FAMILIES for target in labels)
+    gen_analyses, timing["analysis_per_clip_s"] = analyze_clips(generated, extended)
+    ref_analyses, timing["reference_analysis_per_clip_s"] = analyze_clips(reference, extended)
     start = time.perf_counter()
     ceiling = summarize(score_clips(ref_analyses, labels))
     alignment = alignment_report(gen_analyses, labels, ceiling, shuffles, seed)

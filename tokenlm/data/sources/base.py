@@ -99,7 +99,8 @@ class DataSource(ABC):
     @abstractmethod
     def plan(self, n: int, seed: int, options: dict[str, Any]) -> tuple[dict[str, list[dict[str, Any]]], Counter]:
         """``({split: [spec, ...]}, skipped)``: every clip's spec, from ``seed`` alone, and the inputs skipped
-        while planning (e.g. tunes that failed to parse), counted by reason."""
+        while planning (e.g. tunes that failed to parse), counted by reason; a key ``"reason: input"`` also names
+        the input in the report's ``skipped_inputs``."""
 
     @abstractmethod
     def render(self, spec: dict[str, Any], options: dict[str, Any]) -> Clip | Skipped:
@@ -201,8 +202,11 @@ def build(
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = out_dir.parent / f".{out_dir.name}.partial-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
+    counts, examples = _skip_counts(skipped)
     report: dict[str, Any] = {"source": source.name, "n": n, "seed": seed, "options": _jsonable(options),
-                              "splits": {}, "skipped": dict(skipped)}
+                              "splits": {}, "skipped": counts}
+    if examples:
+        report["skipped_inputs"] = examples
     try:
         total = sum(len(specs) for specs in plans.values())
         with progress_bar(total=total, desc=f"building {source.name}", unit="clips", disable=not progress) as bar:
@@ -255,6 +259,19 @@ def _build_split(source: DataSource, root: Path, split: str, specs: Sequence[dic
     if details:
         entry["dropped_examples"] = details
     return entry
+
+
+def _skip_counts(skipped: Counter) -> tuple[dict[str, int], dict[str, list[str]]]:
+    """Counts by reason, and the inputs named: a key ``"reason: input"`` counts under ``reason`` and lists
+    ``input`` (so a report says how many files were unreadable, and which)."""
+    counts: Counter = Counter()
+    examples: dict[str, list[str]] = {}
+    for key, count in sorted(skipped.items()):
+        reason, _, detail = str(key).partition(": ")
+        counts[reason] += count
+        if detail:
+            examples.setdefault(reason, []).append(detail)
+    return dict(counts), examples
 
 
 def _jsonable(options: dict[str, Any]) -> dict[str, Any]:

@@ -9,9 +9,9 @@ Splits: ``test_heldout`` holds out, for each accent, one (gender, speed) combina
 and about one sentence in eight (:func:`heldout_sentence`); ``train`` and ``valid`` never use either.
 
 Voice pitch is the register of the rendered fundamental frequency against :data:`VOICE_PITCH_BOUNDARY_HZ`
-(the boundary :func:`tokenlm.eval.speech.voice_pitch` uses). espeak-ng's female variants at ``-p 50..90`` speak
-at about 185-320 Hz ("high"); the two deepest female variants at ``-p 0..12`` at about 125-140 Hz ("low"); the
-male variants at ``-p 10..60`` at about 65-125 Hz ("low"). espeak-ng's male voices never rise clearly above the
+(the boundary :func:`tokenlm.eval.speech.voice_pitch` uses). espeak-ng's female variants at ``-p 55..90`` speak
+at about 190-320 Hz ("high"); the two deepest female variants at ``-p 0..12`` at about 115-140 Hz ("low"); the
+male variants at ``-p 30..65`` at about 80-130 Hz ("low"). espeak-ng's male voices never rise clearly above the
 boundary (about 165 Hz at ``-p 99``), so no male voice is labelled "high".
 
 Example::
@@ -36,9 +36,10 @@ from tokenlm.data.sources.base import Clip, Credit, DataSource, MissingRequireme
 
 PROGRAM = "espeak-ng"
 ESPEAK_RATE = 22050
-#: readable accent name -> espeak-ng voice (the English accents espeak-ng 1.51 ships; ``espeak-ng --voices=en``)
+#: readable accent name -> espeak-ng voice (the English accents espeak-ng 1.51 ships; ``espeak-ng --voices=en``).
+#: British is named by its file, ``en`` (gmw/en): ``-v en-gb+f3`` ignores the variant in espeak-ng 1.51
 ACCENTS: dict[str, str] = {
-    "British": "en-gb",
+    "British": "en",
     "American": "en-us",
     "Scottish": "en-gb-scotland",
     "Received Pronunciation": "en-gb-x-rp",
@@ -58,9 +59,9 @@ HELDOUT_COMBINATIONS: dict[str, tuple[str, str]] = {
 VOICE_PITCH_BOUNDARY_HZ = 165.0
 #: (gender, voice pitch) -> (espeak-ng variants, lowest and highest ``-p``); see the module docstring
 VOICES: dict[tuple[str, str], tuple[tuple[str, ...], tuple[int, int]]] = {
-    ("female", "high"): (("f1", "f2", "f3", "f4", "f5"), (50, 90)),
+    ("female", "high"): (("f1", "f2", "f3", "f4", "f5"), (55, 90)),
     ("female", "low"): (("f1", "f4"), (0, 12)),
-    ("male", "low"): (("m1", "m2", "m3", "m4", "m5", "m6", "m7"), (10, 60)),
+    ("male", "low"): (("m1", "m2", "m3", "m4", "m5", "m6", "m7"), (30, 65)),
 }
 LOUDNESS_DB: dict[str, tuple[float, float]] = {"loud": (-4.0, -1.0), "quiet": (-28.0, -20.0)}  # peak dBFS
 LEAD_S = (0.1, 0.4)  # silence before the speech
