@@ -32,11 +32,12 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from tokenlm.common.progress import progress_bar
+
+if TYPE_CHECKING:
+    import numpy as np
 
 #: a render whose peak is below this (about -80 dBFS) is silent and dropped
 SILENCE_PEAK = 1e-4
@@ -113,6 +114,7 @@ class DataSource(ABC):
 
 def silent(wav: np.ndarray) -> bool:
     """True when ``wav`` never rises above :data:`SILENCE_PEAK` (or holds no finite sample)."""
+    import numpy as np
     return wav.size == 0 or not np.isfinite(wav).all() or float(np.abs(wav).max()) < SILENCE_PEAK
 
 
@@ -142,6 +144,7 @@ def _rendered(source: DataSource, specs: Sequence[dict[str, Any]], options: dict
 
 
 def _write_wav(path: Path, clip: Clip) -> None:
+    import numpy as np
     import soundfile as sf
 
     wav = np.asarray(clip.wav, dtype=np.float32)

@@ -40,11 +40,12 @@ import zlib
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from tokenlm.data.sources.base import Clip, Credit, DataSource, MissingRequirement, Skipped
+
+if TYPE_CHECKING:
+    import numpy as np
 
 HYDROGEN_DIR = Path("/usr/share/hydrogen/data/drumkits")
 LMMS_DIR = Path("/usr/share/lmms/samples")
@@ -516,6 +517,7 @@ def _used_collections(options: dict[str, Any]) -> list[str]:
 @functools.lru_cache(maxsize=64)
 def load(path: str, sample_rate: int) -> np.ndarray:
     """The file as mono float32 ``[N]`` at ``sample_rate``, peak 1, leading silence (below -60 dB) removed."""
+    import numpy as np
     import soundfile as sf
 
     from tokenlm.data.sources.speech import resample
@@ -576,6 +578,8 @@ class RecordedSource(DataSource):
 
     def plan(self, n: int, seed: int, options: dict[str, Any]) -> tuple[dict[str, list[dict[str, Any]]], Counter]:
         """Every clip's file, level, lead-in and hits, drawn from ``seed``; unusable files are counted."""
+        import numpy as np
+
         from tokenlm.data.synth.dataset import split_sizes
 
         duration, _, _ = _options(options)
@@ -604,6 +608,7 @@ class RecordedSource(DataSource):
 
     def render(self, spec: dict[str, Any], options: dict[str, Any]) -> Clip | Skipped:
         """Load, resample, place the hits, cut to the clip length and set the level."""
+        import numpy as np
         duration, rate, _ = _options(options)
         try:
             wav = load(spec["source_file"], rate)  # [N]

@@ -28,11 +28,12 @@ import shutil
 import subprocess
 import zlib
 from collections import Counter
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from tokenlm.data.sources.base import Clip, Credit, DataSource, MissingRequirement, Skipped
+
+if TYPE_CHECKING:
+    import numpy as np
 
 PROGRAM = "espeak-ng"
 ESPEAK_RATE = 22050
@@ -211,6 +212,7 @@ def _options(options: dict[str, Any]) -> tuple[float, int]:
 def parse_wav(data: bytes) -> tuple[np.ndarray, int]:
     """``(samples [N] float32 in [-1, 1], sample_rate)`` of a 16-bit mono PCM WAV from espeak-ng's stdout, whose
     RIFF and data sizes are placeholders (it writes to a pipe), so the data runs to the end of the bytes."""
+    import numpy as np
     if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
         raise ValueError(f"{PROGRAM} did not write a WAV file (first bytes {data[:12]!r})")
     position = 12
@@ -245,6 +247,7 @@ def speak(text: str, voice: str, pitch: int, words_per_minute: int) -> tuple[np.
 
 def resample(wav: np.ndarray, rate: int, target: int) -> np.ndarray:
     """``wav`` [N] at ``rate`` resampled to ``target`` Hz (polyphase, scipy), float32."""
+    import numpy as np
     if rate == target:
         return wav.astype(np.float32)
     from math import gcd
@@ -278,6 +281,8 @@ class SpeechSource(DataSource):
 
     def plan(self, n: int, seed: int, options: dict[str, Any]) -> tuple[dict[str, list[dict[str, Any]]], Counter]:
         """Every clip's accent, voice, pitch, speed, loudness and sentence, drawn from ``seed``."""
+        import numpy as np
+
         from tokenlm.data.synth.dataset import split_sizes
 
         _options(options)
@@ -290,6 +295,7 @@ class SpeechSource(DataSource):
 
     def render(self, spec: dict[str, Any], options: dict[str, Any]) -> Clip | Skipped:
         """Speak the spec's sentence, resample, pad with silence and set the level."""
+        import numpy as np
         duration, rate = _options(options)
         wav, espeak_rate = speak(spec["text"], spec["voice"], spec["espeak_pitch"], spec["words_per_minute"])
         wav = resample(wav, espeak_rate, rate)  # [N]

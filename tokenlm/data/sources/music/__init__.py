@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from tokenlm.data.sources.base import Clip, Credit, DataSource, Skipped
-from tokenlm.data.sources.music.melodies import COLLECTIONS
 
+if TYPE_CHECKING:
+    import numpy as np
+
+#: music21 corpus collections tunes are taken from, in order (see :mod:`tokenlm.data.sources.music.melodies`)
+COLLECTIONS = ("essenFolksong", "ryansMammoth", "bach")
 #: tempo ranges whose combinations with instrument family and key are held out as a unit
 #: quarter-note tempos drawn (one octave, so that a clip's beat is never ambiguous by a factor of two)
 TEMPO_RANGE = (80, 159)
@@ -138,6 +140,8 @@ class MusicSource(DataSource):
             raise MissingRequirement(f"{err.name} is not installed: pip install 'tokenlm[data]'") from None
 
     def plan(self, n: int, seed: int, options: dict[str, Any]) -> tuple[dict[str, list[dict[str, Any]]], Counter]:
+        import numpy as np
+
         from tokenlm.data.sources.music.melodies import generate_melody, heldout_melody, load_corpus_melodies
 
         opts = self._options(options)
@@ -213,6 +217,8 @@ class MusicSource(DataSource):
         }
 
     def render(self, spec: dict[str, Any], options: dict[str, Any]) -> Clip | Skipped:
+        import numpy as np
+
         from tokenlm.data.sources.music.arrange import Arrangement, arrange, melody_pitches
         from tokenlm.data.sources.music.captions import music_caption
         from tokenlm.data.sources.music.instruments import BY_PROGRAM, DRUM_KITS, GM_PROGRAMS, family_of

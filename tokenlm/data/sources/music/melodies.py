@@ -26,12 +26,11 @@ from typing import Any
 
 import numpy as np
 
+from tokenlm.data.sources.music import COLLECTIONS
 from tokenlm.data.synth.music import SCALES
 
 #: meters the arranger writes drums, bass and chords for
 METERS = ((2, 4), (3, 4), (4, 4))
-#: corpus collections read, in order, with the words a caption uses for their origin
-COLLECTIONS = ("essenFolksong", "ryansMammoth", "bach")
 _LOCALES = {"deutschland": "German", "lothringen": "Lorraine", "elsass": "Alsatian", "schweiz": "Swiss",
             "oesterreich": "Austrian", "luxemburg": "Luxembourgish", "irland": "Irish", "niederlande": "Dutch",
             "frankreich": "French", "polen": "Polish", "danemark": "Danish", "schweden": "Swedish",
