@@ -188,3 +188,54 @@ def test_instrument_detector_round_trip(tmp_path: Path) -> None:
 def test_tempo_tolerance_boundaries() -> None:
     assert tempo_matches(100.0, 104.0) and tempo_matches(100.0, 96.0)
     assert not tempo_matches(100.0, 104.1) and not tempo_matches(100.0, math.nan)
+
+
+def test_music_attribute_checks_by_hand() -> None:
+    from tokenlm.eval.analysis import Analysis
+    from tokenlm.eval.attributes import check, check_clip, expected_attributes
+
+    labels = {"family": "music", "key": "D major", "tempo_bpm": 100.0, "drums": False,
+              "instrument_families": ["guitar", "pipe"], "loudness": None, "meter": "3/4"}
+    assert expected_attributes(labels) == {"music_key": "D major", "music_tempo": 100.0, "drums_present": False,
+                                           "instrument_family": ["guitar", "pipe"]}
+    found = Analysis(duration_s=6.0, music_key="D major", music_tempo_bpm=104.0, instrument_family="pipe",
+                     has_drums=False)
+    assert all(result.matched for result in check_clip(labels, found))
+    wrong = Analysis(duration_s=6.0, music_key="B minor", music_tempo_bpm=104.5, instrument_family="brass",
+                     has_drums=True)
+    results = {r.attribute: r for r in check_clip(labels, wrong)}
+    assert not any(r.matched for r in results.values())
+    assert results["music_tempo"].detected == 104.5 and results["instrument_family"].detected == "brass"
+    assert check("instrument_family", "strings", Analysis(duration_s=1.0, instrument_family="strings")).matched
+    speech = {"family": "speech", "voice_pitch": "high"}
+    assert expected_attributes(speech) == {"speech": "speech", "voice_pitch": "high"}
+    assert [r.matched for r in check_clip(speech, Analysis(duration_s=2.0, speech=True, voice_pitch="high"))] == \
+           [True, True]
+    assert [r.matched for r in check_clip(speech, Analysis(duration_s=2.0, speech=False))] == [False, False]
+    recorded = {"family": "recorded", "drums": True, "instrument_family": None}
+    assert expected_attributes(recorded) == {"drums_present": True}
+
+
+@needs_fluidsynth
+def test_eval_suite_judges_a_music_set(tmp_path: Path) -> None:
+    """The suite on a rendered music set, each clip judged against its own labels (the ceiling) and against
+    shuffled labels (chance)."""
+    import soundfile as sf
+
+    from tokenlm.data.sources import build, get_source
+    from tokenlm.eval import run_suite
+
+    build(get_source("music"), tmp_path / "m", n=8, seed=4, progress=False, soundfont="timgm6mb",
+          heldout_soundfont="none", duration=4.0, real_melodies=0, generated_melodies=6, ensembles="trio",
+          drums_probability=1.0, heldout_fraction=0.2, valid_fraction=0.2)
+    records = [json.loads(line) for line in (tmp_path / "m" / "train.jsonl").read_text().splitlines()]
+    clips = [sf.read(tmp_path / "m" / r["path"], dtype="float32") for r in records]
+    report = run_suite(clips, [r["description"] for r in records], [r["labels"] for r in records], clips,
+                       shuffles=4)
+    attributes = report["alignment"]
+    assert {"music_key", "music_tempo", "drums_present", "instrument_family"} <= set(attributes)
+    assert attributes["drums_present"]["score"] == 1.0  # every clip has drums, and the detector hears them
+    assert attributes["music_key"]["score"] >= 0.5 and attributes["music_tempo"]["score"] >= 0.5
+    assert attributes["overall"]["ceiling"] == attributes["overall"]["score"]
+    detections = report["clips"][0]["detections"]
+    assert detections["music_key"] is not None and detections["instrument_family"] is not None

@@ -4,6 +4,7 @@ import json
 import math
 import re
 import shlex
+import shutil
 from pathlib import Path
 
 import pytest
@@ -248,3 +249,33 @@ def test_readme_states_the_default_level():
     assert "`--subtype PCM_16|PCM_24|FLOAT`" in text and "`--loudness-db`" in text
     help_text = parser._subparsers._group_actions[0].choices["generate"].format_help()
     assert f"{{{','.join(NORMALIZE_MODES)}}}" in help_text and f"{{{','.join(CLI_SUBTYPES)}}}" in help_text
+
+
+def test_readme_real_sound_commands(tmp_path, monkeypatch):
+    """The README's real-sound commands, run as written on fewer clips (TimGM6mb for FluidR3, which CI does not
+    install) and a few recordings."""
+    from tokenlm.data.sources.music.render import SOUNDFONTS
+
+    if not SOUNDFONTS["timgm6mb"][0].is_file() or shutil.which("espeak-ng") is None:
+        pytest.skip("needs scripts/setup_data.sh --minimal (.ci/run runs it)")
+    block = next(b for b in readme_blocks("bash") if "tokenlm data music" in b)
+    monkeypatch.chdir(tmp_path)
+    smaller = {"music": ["--soundfont", "timgm6mb", "--real-melodies", "2", "--generated-melodies", "6",
+                         "--collections", "bach", "--duration", "3", "--heldout-fraction", "0.3"],
+               "speech": [], "recorded": ["--duration", "1"]}
+    for line in block.strip().splitlines():
+        argv = shlex.split(line)
+        if argv[0] == "bash":
+            assert argv[1] == "scripts/setup_data.sh"
+            continue
+        assert argv[0] == "tokenlm"
+        if argv[1] == "data":
+            argv = [re.sub(r"^\d+$", "8", a) if argv[i - 1] == "--n" else a for i, a in enumerate(argv)]
+            argv += smaller[argv[2]] + ["--quiet"]
+        else:
+            argv += ["--limit", "6"]
+        assert cli.main(argv[1:]) == 0, line
+    report = json.loads((tmp_path / "detectors.json").read_text())
+    assert report["clips"] == 6 and report["key_mode"]["n"] == 6 and "recordings" in report
+    assert (tmp_path / "data" / "music" / "test_heldout_timgm.jsonl").is_file()
+    assert (tmp_path / "data" / "speech" / "train.jsonl").is_file()

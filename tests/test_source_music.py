@@ -153,6 +153,8 @@ def test_build_writes_labels_that_match_the_render(music_set: Path) -> None:
         melody_track = next(t for t in midi.tracks if any(getattr(m, "channel", -1) == 0 for m in t))
         pitches = [m.note for m in melody_track if m.type == "note_on" and m.velocity > 0]
         assert pitches == [p for _, _, p in labels["melody_midi"]]
+        beside = json.loads((music_set / record["path"]).with_suffix(".json").read_text())
+        assert beside == {"description": record["description"], "labels": labels}
         drum_notes = [m for t in midi.tracks for m in t if getattr(m, "channel", -1) == 9 and m.type == "note_on"]
         assert bool(drum_notes) == labels["drums"]
         assert ("drum" in record["description"]) == labels["drums"]
@@ -271,3 +273,17 @@ def test_engine_drops_silence_counts_skips_and_keeps_sidecars(tmp_path: Path) ->
     loud, _ = sf.read(tmp_path / "toy" / records[1]["path"])
     assert 0.99 < np.abs(loud).max() <= 1.0  # a render past full scale is scaled down as a whole, not clipped
     assert (tmp_path / "toy" / "CREDITS.md").is_file()
+
+
+@needs_fluidsynth
+def test_stereo_at_32_khz(tmp_path: Path) -> None:
+    import soundfile as sf
+
+    options = {**SMALL, "generated_melodies": 4, "real_melodies": 0, "duration": 2.0, "channels": 2,
+               "sample_rate": 32000, "heldout_soundfont": "none", "ensembles": "trio"}
+    build(get_source("music"), tmp_path / "st", n=4, seed=2, progress=False, **options)
+    record = _records(tmp_path / "st", "train")[0]
+    wav, rate = sf.read(tmp_path / "st" / record["path"], dtype="float32")
+    assert rate == 32000 and wav.shape == (64000, 2) and record["channels"] == 2
+    assert not np.array_equal(wav[:, 0], wav[:, 1])  # the parts are panned apart
+    assert len(record["labels"]["instruments"]) in (2, 3)  # a trio: chords, and a bass unless the lead is one

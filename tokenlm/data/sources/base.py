@@ -185,7 +185,8 @@ def build(
 ) -> dict[str, Any]:
     """Build ``n`` clips of ``source`` into ``out_dir`` and return the build report.
 
-    ``out_dir`` gets ``audio/<split>/<split>_<index>.wav`` (16-bit PCM) with any sidecar files beside them, one
+    ``out_dir`` gets ``audio/<split>/<split>_<index>.wav`` (16-bit PCM) with its caption and labels beside it
+    (``<split>_<index>.json``, audiocraft's sidecar convention) and any other sidecar files (a clip's MIDI), one
     ``<split>.jsonl`` manifest per split (``path``, ``duration``, ``sample_rate``, ``channels``, ``description``,
     ``labels``; paths relative to ``out_dir``), :data:`REPORT_NAME` (clips, skips and drops by reason, seconds)
     and :data:`CREDITS_NAME`. Everything is written to a temporary folder beside ``out_dir`` and renamed into
@@ -254,9 +255,12 @@ def _build_split(source: DataSource, root: Path, split: str, specs: Sequence[dic
         if result.sidecars:
             labels.setdefault("sidecars", {suffix.lstrip("."): relative.with_suffix(suffix).as_posix()
                                            for suffix in sorted(result.sidecars)})
+        # the caption and labels beside the clip too (audiocraft's sidecar convention: `tokenlm data index` reads it)
+        metadata = {"description": result.description, "labels": labels}
+        (root / relative.with_suffix(".json")).write_text(json.dumps(metadata) + "\n")
         records.append({"path": relative.as_posix(), "duration": round(frames / result.sample_rate, 6),
                         "sample_rate": result.sample_rate, "channels": 1 if result.wav.ndim == 1 else
-                        int(result.wav.shape[0]), "description": result.description, "labels": labels})
+                        int(result.wav.shape[0]), **metadata})
     (root / f"{split}.jsonl").write_text("".join(json.dumps(record) + "\n" for record in records))
     entry: dict[str, Any] = {"clips": len(records), "audio_seconds": round(seconds, 2), "dropped": dict(dropped)}
     if details:
