@@ -13,7 +13,9 @@ from tokenlm.data.sources.base import REPORT_NAME
 from tokenlm.data.sources.recorded import (
     asterisk_transcript,
     asterisk_voice_clips,
+    catalogue,
     drum_name,
+    evaluation,
     file_split,
     hydrogen_hits,
     installed_collections,
@@ -38,7 +40,7 @@ def _files(root: Path) -> dict[str, bytes]:
 
 def _key(labels: dict) -> str:
     """The path of a clip's file inside its collection (what the held-out rule hashes)."""
-    roots = {"hydrogen": recorded.HYDROGEN_DIR, "lmms": recorded.LMMS_DIR, "freedesktop": recorded.FREEDESKTOP_DIR}
+    roots = {"hydrogen": catalogue.HYDROGEN_DIR, "lmms": catalogue.LMMS_DIR, "freedesktop": catalogue.FREEDESKTOP_DIR}
     return Path(labels["source_file"]).relative_to(roots[labels["collection"]]).as_posix()
 
 
@@ -52,9 +54,9 @@ def fake_packages(tmp_path, monkeypatch):
         hit = (rng.standard_normal(2205) * np.exp(-np.arange(2205) / 300)).astype(np.float32) * 0.5
         sf.write(drums / f"snare{index:02d}.ogg", hit, 22050, format="WAV")  # WAV bytes: fast, and readable
     (drums / "kick04.ogg").write_bytes(b"RIFF\x00\x00\x00\x00WAVEvorbis-in-a-wav-container")
-    monkeypatch.setattr(recorded, "LMMS_DIR", tmp_path / "lmms")
-    monkeypatch.setattr(recorded, "HYDROGEN_DIR", tmp_path / "none")
-    monkeypatch.setattr(recorded, "FREEDESKTOP_DIR", tmp_path / "none")
+    monkeypatch.setattr(catalogue, "LMMS_DIR", tmp_path / "lmms")  # the folders are read where the inventory is
+    monkeypatch.setattr(catalogue, "HYDROGEN_DIR", tmp_path / "none")
+    monkeypatch.setattr(catalogue, "FREEDESKTOP_DIR", tmp_path / "none")
     for cached in (recorded.inventory, recorded.drum_kits):
         cached.cache_clear()
     yield tmp_path
@@ -93,7 +95,7 @@ def test_unreadable_files_are_counted_with_their_paths(fake_packages, tmp_path):
 
 
 def test_missing_packages_name_them_and_write_nothing(fake_packages, monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr(recorded, "LMMS_DIR", tmp_path / "none")
+    monkeypatch.setattr(catalogue, "LMMS_DIR", tmp_path / "none")
     out = tmp_path / "out"
     message = "no recorded samples found: apt-get install hydrogen-drumkits lmms-common sound-theme-freedesktop"
     with pytest.raises(MissingRequirement) as error:
@@ -103,7 +105,7 @@ def test_missing_packages_name_them_and_write_nothing(fake_packages, monkeypatch
     assert message in capsys.readouterr().err
     assert not out.exists()
     assert hydrogen_hits() == [] and lmms_instrument_samples() == []
-    monkeypatch.setattr(recorded, "ASTERISK_DIRS", (tmp_path / "none",))
+    monkeypatch.setattr(evaluation, "ASTERISK_DIRS", (tmp_path / "none",))
     assert asterisk_voice_clips() == []
 
 

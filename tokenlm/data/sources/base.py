@@ -22,6 +22,7 @@ Example::
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -29,7 +30,7 @@ import time
 import uuid
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -170,6 +171,41 @@ def check_build_arguments(n: int, seed: int, workers: int) -> None:
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+
+
+# --- option checks the sources share -------------------------------------------------------------------------------
+def check_duration(value: Any, limits: tuple[float, float]) -> float:
+    """A ``--duration`` value checked: seconds within ``limits`` (both ends allowed)."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if not limits[0] <= seconds <= limits[1]:
+        raise ValueError(f"duration must be seconds within {list(limits)}, got {value!r}")
+    return seconds
+
+
+def check_sample_rate(value: Any, limits: tuple[int, int]) -> int:
+    """A ``--sample-rate`` value checked: an integer number of Hz within ``limits`` (both ends allowed)."""
+    text = str(value).strip()
+    rate = int(text) if not isinstance(value, (bool, float)) and text.isdigit() else -1
+    if not limits[0] <= rate <= limits[1]:
+        raise ValueError(f"sample rate must be an integer number of Hz within {list(limits)}, got {value!r}")
+    return rate
+
+
+def argparse_type(check: Callable[..., Any], *args: Any) -> Callable[[str], Any]:
+    """An argparse ``type`` calling ``check(text, *args)``; its ValueError becomes the option's error message
+    (``argparse_type(check_duration, (0.5, 30.0))``)."""
+
+    def parse(text: str) -> Any:
+        try:
+            return check(text, *args)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    parse.__name__ = check.__name__.lstrip("_").removeprefix("check_")
+    return parse
 
 
 def build(

@@ -21,7 +21,6 @@ Example::
 
 from __future__ import annotations
 
-import argparse
 import functools
 import itertools
 import shutil
@@ -30,7 +29,16 @@ import zlib
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from tokenlm.data.sources.base import Clip, Credit, DataSource, MissingRequirement, Skipped
+from tokenlm.data.sources.base import (
+    Clip,
+    Credit,
+    DataSource,
+    MissingRequirement,
+    Skipped,
+    argparse_type,
+    check_duration,
+    check_sample_rate,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -168,44 +176,12 @@ def caption(labels: dict[str, Any], rng: np.random.Generator) -> str:
 
 
 # --- options -------------------------------------------------------------------------------------------------------
-def _duration(value: Any) -> float:
-    """``--duration`` checked: seconds within :data:`DURATION_LIMITS`."""
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        seconds = float("nan")
-    if not DURATION_LIMITS[0] <= seconds <= DURATION_LIMITS[1]:
-        raise ValueError(f"duration must be seconds within {list(DURATION_LIMITS)}, got {value!r}")
-    return seconds
-
-
-def _sample_rate(value: Any) -> int:
-    """``--sample-rate`` checked: an integer number of Hz within :data:`SAMPLE_RATE_LIMITS`."""
-    text = str(value).strip()
-    rate = int(text) if not isinstance(value, (bool, float)) and text.isdigit() else -1
-    if not SAMPLE_RATE_LIMITS[0] <= rate <= SAMPLE_RATE_LIMITS[1]:
-        raise ValueError(f"sample rate must be an integer number of Hz within {list(SAMPLE_RATE_LIMITS)}, "
-                         f"got {value!r}")
-    return rate
-
-
-def _argparse_type(check: Any) -> Any:
-    def parse(text: str) -> Any:
-        try:
-            return check(text)
-        except ValueError as err:
-            raise argparse.ArgumentTypeError(str(err)) from None
-
-    parse.__name__ = check.__name__.lstrip("_")
-    return parse
-
-
 def _options(options: dict[str, Any]) -> tuple[float, int]:
     """(duration, sample rate) from ``options`` (defaults for absent or None values), checked."""
     duration = options.get("duration")
     rate = options.get("sample_rate")
-    return (_duration(DEFAULT_DURATION if duration is None else duration),
-            _sample_rate(DEFAULT_SAMPLE_RATE if rate is None else rate))
+    return (check_duration(DEFAULT_DURATION if duration is None else duration, DURATION_LIMITS),
+            check_sample_rate(DEFAULT_SAMPLE_RATE if rate is None else rate, SAMPLE_RATE_LIMITS))
 
 
 # --- rendering -----------------------------------------------------------------------------------------------------
@@ -267,10 +243,12 @@ class SpeechSource(DataSource):
 
     def add_arguments(self, parser: Any) -> None:
         """``--duration`` (longest clip, seconds) and ``--sample-rate``."""
-        parser.add_argument("--duration", type=_argparse_type(_duration), default=DEFAULT_DURATION,
+        parser.add_argument("--duration", type=argparse_type(check_duration, DURATION_LIMITS),
+                            default=DEFAULT_DURATION,
                             help=f"longest clip in seconds (clips are the sentence plus a little silence; "
                                  f"default {DEFAULT_DURATION:g})")
-        parser.add_argument("--sample-rate", type=_argparse_type(_sample_rate), default=DEFAULT_SAMPLE_RATE,
+        parser.add_argument("--sample-rate", type=argparse_type(check_sample_rate, SAMPLE_RATE_LIMITS),
+                            default=DEFAULT_SAMPLE_RATE,
                             help=f"output sample rate in Hz (default {DEFAULT_SAMPLE_RATE})")
 
     def check(self, options: dict[str, Any]) -> None:
