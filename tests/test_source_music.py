@@ -226,8 +226,26 @@ def test_bad_options_are_refused_by_name(tmp_path: Path) -> None:
         source.plan(4, 0, {"duration": 0.1})
     with pytest.raises(ValueError, match="unknown corpus collections"):
         source.plan(4, 0, {"collections": "beatles"})
+    with pytest.raises(ValueError, match="lead_programs"):
+        source.plan(4, 0, {"lead_programs": "some"})
+    with pytest.raises(ValueError, match="ensembles"):
+        source.plan(4, 0, {"ensembles": "solo,quartet"})
     with pytest.raises(ValueError, match="n must be"):
         build(source, tmp_path / "x", n=0)
+
+
+def test_lead_programs_all_draws_every_family_program() -> None:
+    from tokenlm.data.sources.music.instruments import ALL_MELODY_PROGRAMS, BY_PROGRAM
+
+    source = get_source("music")
+    options = {"real_melodies": 0, "generated_melodies": 20, "ensembles": "solo", "lead_programs": "all"}
+    plans, _ = source.plan(300, 0, options)
+    programs = {spec["melody_program"] for spec in plans["train"]}
+    assert programs - set(BY_PROGRAM)  # programs beyond the curated ones are drawn
+    assert programs <= {i.program for i in ALL_MELODY_PROGRAMS} and max(programs) < 96
+    curated, _ = source.plan(300, 0, {**options, "lead_programs": "curated"})
+    assert {spec["melody_program"] for spec in curated["train"]} <= set(BY_PROGRAM)
+    assert all(spec["chord_program"] is None and spec["bass_program"] is None for spec in curated["train"])
 
 
 def test_unparsable_tunes_are_counted(tmp_path: Path) -> None:

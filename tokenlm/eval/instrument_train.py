@@ -2,8 +2,8 @@
 
 Targets per clip: every family that plays (multi-label, binary cross-entropy) with the lead instrument's family
 weighted double, and drums on or off. Training windows are random 2 s crops with augmentations that change what
-a SoundFont changes and keep what an instrument is: gain, a random spectral tilt and band emphasis, a little
-noise, time and frequency masks.
+a SoundFont changes and keep what an instrument is: gain, a random smooth equaliser curve and tilt, a little noise,
+time and frequency masks.
 
 Example::
 
@@ -22,6 +22,9 @@ import torch
 
 from tokenlm.data.sources.music.instruments import MELODY_FAMILIES
 from tokenlm.eval.instrument import FRAMES_PER_WINDOW, InstrumentDetector, InstrumentNet, log_mel_frames
+
+#: control points of the random equaliser curve
+EQ_POINTS = 6
 
 
 def load_split(root: Path, split: str, limit: int | None = None) -> tuple[list[torch.Tensor], torch.Tensor]:
@@ -44,14 +47,15 @@ def load_split(root: Path, split: str, limit: int | None = None) -> tuple[list[t
 
 
 def augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random gain, spectral tilt and band emphasis (in the log-mel domain), noise, and time / frequency masks on
-    ``[B, 1, n_mels, T]`` features (scaled dB / 20)."""
+    """What another SoundFont or room changes, applied to ``[B, 1, n_mels, T]`` features (scaled dB / 20): a random
+    smooth equaliser curve (up to +-10 dB at :data:`EQ_POINTS` points across the band, interpolated) and tilt, a
+    gain, a little noise, and time / frequency masks."""
     b, _, n_mels, frames = batch.shape
     position = torch.linspace(-1.0, 1.0, n_mels)[None, None, :, None]
     tilt = (torch.rand(b, 1, 1, 1, generator=generator) - 0.5) * 0.8  # +-8 dB across the band
-    centre = torch.rand(b, 1, 1, 1, generator=generator) * 2 - 1
-    bump = (torch.rand(b, 1, 1, 1, generator=generator) - 0.5) * 0.6 * torch.exp(-((position - centre) / 0.3) ** 2)
-    out = batch + tilt * position + bump - torch.rand(b, 1, 1, 1, generator=generator) * 0.5
+    points = (torch.rand(b, 1, EQ_POINTS, generator=generator) - 0.5)  # +-0.5 = +-10 dB
+    curve = torch.nn.functional.interpolate(points, size=n_mels, mode="linear", align_corners=True)[:, :, :, None]
+    out = batch + tilt * position + curve - torch.rand(b, 1, 1, 1, generator=generator) * 0.5
     out = out + 0.05 * torch.randn(out.shape, generator=generator)
     for i in range(b):
         f0 = int(torch.randint(0, n_mels - 8, (1,), generator=generator))
@@ -102,7 +106,7 @@ def train(data: Path, out: Path, epochs: int = 30, batch_size: int = 32, lr: flo
             loss.backward()
             optimizer.step()
             schedule.step()
-            total += float(loss)
+            total += float(loss.detach())
         detector = InstrumentDetector(net)
         accuracy = evaluate(detector, valid_features, valid_targets)
         history.append({"epoch": epoch + 1, "loss": total / steps_per_epoch, **accuracy})

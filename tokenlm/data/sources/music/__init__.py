@@ -90,6 +90,8 @@ class MusicSource(DataSource):
                             help=f"music21 corpus collections to take tunes from (default {','.join(COLLECTIONS)})")
         parser.add_argument("--ensembles", default=",".join(ENSEMBLES),
                             help="ensembles drawn from: solo, duo (with chords), trio (chords and bass); default all")
+        parser.add_argument("--lead-programs", default="curated", choices=("curated", "all"),
+                            help="lead instruments: the 46 curated programs (default) or all 96 of the 12 families")
         parser.add_argument("--drums-probability", type=float, default=0.5, help="share of clips with drums (0.5)")
         parser.add_argument("--heldout-fraction", type=float, default=0.1, help="share of test_heldout (0.1)")
         parser.add_argument("--valid-fraction", type=float, default=0.05, help="share of valid (0.05)")
@@ -98,7 +100,7 @@ class MusicSource(DataSource):
         defaults = {"soundfont": "fluidr3", "heldout_soundfont": "timgm6mb", "sample_rate": 16000, "channels": 1,
                     "duration": 6.0, "real_melodies": 1000, "generated_melodies": 1000, "heldout_fraction": 0.1,
                     "valid_fraction": 0.05, "collections": ",".join(COLLECTIONS), "ensembles": ",".join(ENSEMBLES),
-                    "drums_probability": 0.5}
+                    "drums_probability": 0.5, "lead_programs": "curated"}
         merged = {**defaults, **{k: v for k, v in options.items() if v is not None}}
         if not 1.0 <= float(merged["duration"]) <= 30.0:
             raise ValueError(f"duration must be within [1, 30] seconds, got {merged['duration']!r}")
@@ -114,6 +116,8 @@ class MusicSource(DataSource):
         if not ensembles or any(e not in ENSEMBLES for e in ensembles):
             raise ValueError(f"ensembles must be a comma-separated subset of {list(ENSEMBLES)}, "
                              f"got {merged['ensembles']!r}")
+        if merged["lead_programs"] not in ("curated", "all"):
+            raise ValueError(f"lead_programs must be 'curated' or 'all', got {merged['lead_programs']!r}")
         if not 0.0 <= float(merged["drums_probability"]) <= 1.0:
             raise ValueError(f"drums_probability must be in [0, 1], got {merged['drums_probability']!r}")
         unknown = [c for c in str(merged["collections"]).split(",") if c.strip() and c.strip() not in COLLECTIONS]
@@ -171,6 +175,7 @@ class MusicSource(DataSource):
     @staticmethod
     def _spec(rng: np.random.Generator, pool: list, heldout: bool, opts: dict[str, Any]) -> dict[str, Any]:
         from tokenlm.data.sources.music.instruments import (
+            ALL_MELODY_PROGRAMS,
             BASS_INSTRUMENTS,
             CHORD_INSTRUMENTS,
             DRUM_KITS,
@@ -190,7 +195,8 @@ class MusicSource(DataSource):
             tonic = int(rng.integers(12))
             if heldout_combination(family, f"{PITCH_CLASSES[tonic]} {melody.mode}", bpm) == heldout:
                 break
-        choices = [i for i in MELODY_INSTRUMENTS if i.family == family]
+        leads = ALL_MELODY_PROGRAMS if opts["lead_programs"] == "all" else MELODY_INSTRUMENTS
+        choices = [i for i in leads if i.family == family]
         lead = choices[int(rng.integers(len(choices)))]
         ensembles = [e.strip() for e in str(opts["ensembles"]).split(",") if e.strip()]
         ensemble = ensembles[int(rng.integers(len(ensembles)))]
@@ -221,7 +227,7 @@ class MusicSource(DataSource):
 
         from tokenlm.data.sources.music.arrange import Arrangement, arrange, melody_pitches
         from tokenlm.data.sources.music.captions import music_caption
-        from tokenlm.data.sources.music.instruments import BY_PROGRAM, DRUM_KITS, GM_PROGRAMS, family_of
+        from tokenlm.data.sources.music.instruments import DRUM_KITS, GM_PROGRAMS, INSTRUMENT_BY_PROGRAM, family_of
         from tokenlm.data.sources.music.melodies import Melody
         from tokenlm.data.sources.music.render import midi_bytes, render_notes, soundfont_path
         from tokenlm.data.synth.music import PITCH_CLASSES
@@ -252,7 +258,7 @@ class MusicSource(DataSource):
             "instruments": [GM_PROGRAMS[p] for p in played],
             "instrument_families": sorted({family_of(p) for p in played}),
             "lead_instrument_family": family_of(spec["melody_program"]),
-            "instrument_words": [BY_PROGRAM[p].word for p in played],
+            "instrument_words": [INSTRUMENT_BY_PROGRAM[p].word for p in played],
             "key": f"{PITCH_CLASSES[spec['tonic']]} {melody.mode}",
             "tempo_bpm": float(spec["tempo_bpm"]),
             "meter": f"{melody.meter[0]}/{melody.meter[1]}",

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tokenlm.data.sources.music.instruments import BY_PROGRAM, family_of
+from tokenlm.data.sources.music.instruments import INSTRUMENT_BY_PROGRAM, family_of
 from tokenlm.data.sources.music.melodies import Melody
 from tokenlm.data.synth.music import SCALES
 
@@ -165,7 +165,7 @@ def melody_pitches(arrangement: Arrangement) -> list[tuple[float, float, int]]:
     """The melody as played: ``[(start_s, end_s, midi)]`` after transposition, at the arrangement's tempo."""
     beat_s = 60.0 / arrangement.tempo_bpm
     beats = arrangement.seconds / beat_s
-    centre = BY_PROGRAM[arrangement.melody_program].centre if arrangement.melody_program in BY_PROGRAM else 67
+    centre = INSTRUMENT_BY_PROGRAM[arrangement.melody_program].centre
     shift = _transposition(arrangement.melody, arrangement.tonic, centre)
     return [(onset * beat_s, (onset + duration) * beat_s, pitch + shift)
             for onset, duration, pitch in excerpt(arrangement.melody, arrangement.start_bar, beats)]

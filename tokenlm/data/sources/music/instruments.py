@@ -94,3 +94,19 @@ BY_PROGRAM = {i.program: i for i in MELODY_INSTRUMENTS}
 MELODY_FAMILIES = tuple(dict.fromkeys(i.family for i in MELODY_INSTRUMENTS))
 #: General MIDI drum kits (bank 128 presets) and the word for each
 DRUM_KITS = {0: "standard", 8: "room", 16: "power", 24: "electronic", 25: "808", 32: "jazz", 40: "brush"}
+
+
+
+def _family_centre(family: str) -> int:
+    centres = sorted(i.centre for i in MELODY_INSTRUMENTS if i.family == family)
+    return centres[len(centres) // 2]
+
+
+#: every program of the twelve melody families (the curated ones as above, the rest at their family's median
+#: register): ``--lead-programs all`` draws leads from these, for a wider idea of each family
+ALL_MELODY_PROGRAMS = tuple(
+    BY_PROGRAM.get(program) or Instrument(program, GM_PROGRAMS[program].lower(), _family_centre(family_of(program)))
+    for program in range(8 * len(MELODY_FAMILIES))
+)
+#: program -> instrument, over every program of the melody families
+INSTRUMENT_BY_PROGRAM = {i.program: i for i in ALL_MELODY_PROGRAMS}
