@@ -305,3 +305,16 @@ def test_stereo_at_32_khz(tmp_path: Path) -> None:
     assert rate == 32000 and wav.shape == (64000, 2) and record["channels"] == 2
     assert not np.array_equal(wav[:, 0], wav[:, 1])  # the parts are panned apart
     assert len(record["labels"]["instruments"]) in (2, 3)  # a trio: chords, and a bass unless the lead is one
+
+
+def test_corpus_melodies_are_the_same_parsed_in_parallel_and_from_the_cache(tmp_path: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from tokenlm.data.sources.music.melodies import cache_dir, load_corpus_melodies
+
+    monkeypatch.setenv("TOKENLM_CACHE", str(tmp_path / "one"))
+    serial, skipped = load_corpus_melodies(3, ("bach",), workers=1)
+    assert len(serial) == 3 and all(m.origin == "a Bach chorale" and m.notes for m in serial)
+    assert len(list(cache_dir().glob("*.json"))) >= 3
+    assert load_corpus_melodies(3, ("bach",), workers=1) == (serial, skipped)  # from the cache
+    monkeypatch.setenv("TOKENLM_CACHE", str(tmp_path / "two"))
+    assert load_corpus_melodies(3, ("bach",), workers=2) == (serial, skipped)

@@ -102,7 +102,9 @@ class DataSource(ABC):
     def plan(self, n: int, seed: int, options: dict[str, Any]) -> tuple[dict[str, list[dict[str, Any]]], Counter]:
         """``({split: [spec, ...]}, skipped)``: every clip's spec, from ``seed`` alone, and the inputs skipped
         while planning (e.g. tunes that failed to parse), counted by reason; a key ``"reason: input"`` also names
-        the input in the report's ``skipped_inputs``."""
+        the input in the report's ``skipped_inputs``. ``options["workers"]`` says how many processes the build
+        runs: planning may use them for its own preparation (the music source parses tunes in parallel), but the
+        plan must not depend on it."""
 
     @abstractmethod
     def render(self, spec: dict[str, Any], options: dict[str, Any]) -> Clip | Skipped:
@@ -234,7 +236,7 @@ def build(
         raise FileExistsError(f"{out_dir} exists and is not empty; pass overwrite=True (--overwrite) to replace it")
     source.check(options)
     start = time.perf_counter()
-    plans, skipped = source.plan(n, seed, options)
+    plans, skipped = source.plan(n, seed, {**options, "workers": workers})
     unknown = set(plans) - set(source.splits)
     if unknown:
         raise ValueError(f"source {source.name!r} planned unknown splits {sorted(unknown)}; its splits: "

@@ -150,7 +150,7 @@ class MusicSource(DataSource):
 
         opts = self._options(options)
         collections = tuple(c.strip() for c in str(opts["collections"]).split(",") if c.strip())
-        real, skipped = load_corpus_melodies(int(opts["real_melodies"]), collections)
+        real, skipped = load_corpus_melodies(int(opts["real_melodies"]), collections, int(opts.get("workers", 1)))
         generated = [generate_melody(np.random.default_rng([seed, 7, i]), f"generated/{seed}/{i}")
                      for i in range(int(opts["generated_melodies"]))]
         melodies = sorted(real + generated, key=lambda m: m.id)

@@ -203,39 +203,42 @@ def _parse_cached(path: Path, collection: str) -> tuple[list[Melody], Counter]:
 def load_corpus_melodies(limit: int, collections: Sequence[str] = COLLECTIONS,
                          workers: int = 1) -> tuple[list[Melody], Counter]:
     """Up to ``limit`` real melodies, taken from each collection in turn (files in sorted order), and the count of
-    tunes skipped by reason. Each corpus file is parsed once and cached (:func:`cache_dir`)."""
+    tunes skipped by reason. Each corpus file is parsed once and cached (:func:`cache_dir`); ``workers`` processes
+    parse files not cached yet (the melodies are the same for any number)."""
+    import contextlib
+
     if limit <= 0:
         return [], Counter()
     per_collection = {c: _corpus_files(c) for c in collections}
     unknown = [c for c, files in per_collection.items() if not files]
     if unknown:
         raise ValueError(f"music21's corpus has no files for {unknown}; allowed collections: {list(COLLECTIONS)}")
-    share = {c: int(np.ceil(limit / len(collections))) for c in collections}
+    share = int(np.ceil(limit / len(collections)))
     melodies: list[Melody] = []
     skipped: Counter = Counter()
-    for collection, files in per_collection.items():
-        taken: list[Melody] = []
-        batch = max(1, workers)
-        for start in range(0, len(files), batch):
-            chunk = files[start:start + batch]
-            for found, lost in _parse_many(chunk, collection, workers):
-                taken.extend(found)
-                skipped.update(lost)
-            if len(taken) >= share[collection]:
-                break
-        melodies.extend(taken[: share[collection]])
+    chunk = 4 * max(1, workers)
+    with _pool(workers) if workers > 1 else contextlib.nullcontext() as pool:
+        for collection, files in per_collection.items():
+            taken: list[Melody] = []
+            for start in range(0, len(files), chunk):
+                batch = files[start:start + chunk]
+                parsed = (pool.map(_parse_cached, batch, [collection] * len(batch)) if pool is not None
+                          else [_parse_cached(path, collection) for path in batch])
+                for found, lost in parsed:
+                    taken.extend(found)
+                    skipped.update(lost)
+                if len(taken) >= share:
+                    break
+            melodies.extend(taken[:share])
     return melodies[:limit], skipped
 
 
-def _parse_many(files: Sequence[Path], collection: str, workers: int) -> list[tuple[list[Melody], Counter]]:
-    if workers <= 1 or len(files) <= 1:
-        return [_parse_cached(path, collection) for path in files]
+def _pool(workers: int):  # noqa: ANN202 - a ProcessPoolExecutor
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        return list(pool.map(_parse_cached, files, [collection] * len(files)))
+    # spawn, not fork: a forked child of a process whose torch / OpenMP threads are running can deadlock
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
 
 
 # ------------------------------------------------------------------------------------------------- generated
