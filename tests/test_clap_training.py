@@ -253,9 +253,10 @@ def test_shipped_clap_matches_synthetic_clips_to_their_captions() -> None:
 
 
 def test_shipped_assets_fit_the_budget() -> None:
-    """Everything under tokenlm/assets/ (codec, LM, LDM, CLAP) stays within the 40 MB the package may ship."""
+    """Everything under tokenlm/assets/ (codec, LM, LDM, CLAP, the instrument-family detector) stays within the
+    80 MB the package may ship."""
     from tokenlm.common.assets import ASSETS_DIR
 
     size = sum(path.stat().st_size for path in ASSETS_DIR.rglob("*") if path.is_file() and "__pycache__" not in
                path.parts)
-    assert size <= 40_000_000, f"{size / 1e6:.2f} MB of assets"
+    assert size <= 80_000_000, f"{size / 1e6:.2f} MB of assets"

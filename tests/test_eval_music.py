@@ -239,3 +239,27 @@ def test_eval_suite_judges_a_music_set(tmp_path: Path) -> None:
     assert attributes["overall"]["ceiling"] == attributes["overall"]["score"]
     detections = report["clips"][0]["detections"]
     assert detections["music_key"] is not None and detections["instrument_family"] is not None
+
+
+@needs_fluidsynth
+@pytest.mark.parametrize(("program", "family"), [(73, "pipe"), (56, "brass"), (12, "chromatic percussion"),
+                                                 (0, "piano")])
+def test_shipped_detector_names_held_out_timbres(program: int, family: str) -> None:
+    """The shipped detector (trained on FluidR3) on TimGM6mb renders of generated tunes: the family, most of the
+    time, and drums only where they play."""
+    from tokenlm.data.sources.music.arrange import Arrangement, arrange
+    from tokenlm.data.sources.music.melodies import generate_melody
+    from tokenlm.data.sources.music.render import render_notes
+    from tokenlm.eval.instrument import shipped_detector
+
+    detector = shipped_detector()
+    hits = drums_right = 0
+    for seed in range(3):
+        tune = generate_melody(np.random.default_rng(seed), f"t{seed}")
+        with_drums = seed == 1
+        notes = arrange(Arrangement(tune, 0, seed * 3, 100.0 + 10 * seed, 4.0, program, None, None, with_drums))
+        wav = render_notes(notes, {0: program}, 0 if with_drums else None, TIMGM, RATE, 4.0)
+        found = detector.detect(wav, RATE)
+        hits += found.family == family
+        drums_right += found.drums == with_drums
+    assert hits >= 2 and drums_right == 3

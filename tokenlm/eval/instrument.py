@@ -23,9 +23,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from tokenlm.common.assets import ASSETS_DIR
 from tokenlm.eval import dsp
 
-ASSET = Path(__file__).resolve().parent.parent / "assets" / "instrument_family"
+ASSET = ASSETS_DIR / "instrument_family"
 WINDOW_S = 2.0
 FRAMES_PER_WINDOW = int(WINDOW_S * dsp.ANALYSIS_RATE / dsp.HOP)  # 200
 
