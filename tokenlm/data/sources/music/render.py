@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import io
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -62,8 +61,6 @@ def check_fluidsynth() -> None:
                                  "(and apt-get install libfluidsynth3)") from None
     except OSError:
         raise MissingRequirement("FluidSynth library not found: apt-get install libfluidsynth3") from None
-    if shutil.which("fluidsynth") is None:
-        pass  # the command-line program is not needed; the library is
 
 
 @functools.lru_cache(maxsize=4)
