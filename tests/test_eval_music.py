@@ -183,6 +183,17 @@ def test_instrument_detector_round_trip(tmp_path: Path) -> None:
     assert windows(features[:, :50]).shape == (1, 1, 64, 200)
     with pytest.raises(FileNotFoundError, match="config.json"):
         InstrumentDetector.from_pretrained(tmp_path)
+    # centred bands: a fixed equaliser (a constant per mel band) changes nothing; without centring it does
+    centred = InstrumentNet(MELODY_FAMILIES, width=4, centre_bands=True).eval()
+    centred.load_state_dict(net.state_dict())
+    x = windows(features)
+    tilt = torch.linspace(-0.5, 0.5, 64)[None, None, :, None]
+    with torch.no_grad():
+        assert torch.allclose(centred(x + tilt), centred(x), atol=1e-5)
+        assert not torch.allclose(net.eval()(x + tilt), net(x), atol=1e-3)
+    again = InstrumentDetector.from_pretrained(InstrumentDetector(centred).save_pretrained(tmp_path / "c"))
+    assert again.net.centre_bands and torch.equal(again.logits(wav, RATE), InstrumentDetector(centred).logits(wav,
+                                                                                                              RATE))
 
 
 def test_tempo_tolerance_boundaries() -> None:

@@ -57,10 +57,12 @@ class InstrumentNet(nn.Module):
     """Four conv blocks (3x3, batch norm, ReLU, 2x2 max pool) over ``[B, 1, n_mels, T]``, mean + max pooling over
     time, a linear layer to ``len(families)`` family logits and one drums logit."""
 
-    def __init__(self, families: tuple[str, ...], n_mels: int = dsp.N_MELS, width: int = 16) -> None:
+    def __init__(self, families: tuple[str, ...], n_mels: int = dsp.N_MELS, width: int = 16,
+                 centre_bands: bool = False) -> None:
         super().__init__()
         self.families = tuple(families)
         self.width = int(width)
+        self.centre_bands = bool(centre_bands)
         channels = [1, width, 2 * width, 4 * width, 6 * width]
         blocks = []
         for c_in, c_out in zip(channels[:-1], channels[1:], strict=True):
@@ -72,7 +74,11 @@ class InstrumentNet(nn.Module):
         self.head = nn.Linear(2 * pooled, len(self.families) + 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``[B, 1, n_mels, T]`` -> ``[B, families + 1]`` logits (the last is drums)."""
+        """``[B, 1, n_mels, T]`` -> ``[B, families + 1]`` logits (the last is drums). With ``centre_bands`` each mel
+        band's mean over the window is removed first: a fixed equaliser (a SoundFont's or a room's colour) then
+        changes nothing, and the net judges how the spectrum moves."""
+        if self.centre_bands:
+            x = x - x.mean(dim=-1, keepdim=True)
         h = self.features(x)  # [B, C, n_mels / 16, T / 16]
         h = h.flatten(1, 2)  # [B, C * F', T']
         pooled = torch.cat([h.mean(-1), h.amax(-1)], dim=1)
@@ -107,7 +113,8 @@ class InstrumentDetector:
             raise FileNotFoundError(f"{folder} is not an instrument-family detector folder: it needs config.json "
                                     "and model.safetensors (train one with python -m tokenlm.eval.instrument_train)")
         config = json.loads(config_path.read_text())
-        net = InstrumentNet(tuple(config["families"]), width=int(config.get("width", 16)))
+        net = InstrumentNet(tuple(config["families"]), width=int(config.get("width", 16)),
+                            centre_bands=bool(config.get("centre_bands", False)))
         net.load_state_dict({k: v.float() for k, v in load_file(str(weights)).items()})
         return cls(net, float(config.get("drums_threshold", 0.5)))
 
@@ -117,7 +124,7 @@ class InstrumentDetector:
 
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
-        config = {"families": list(self.net.families), "width": self.net.width,
+        config = {"families": list(self.net.families), "width": self.net.width, "centre_bands": self.net.centre_bands,
                   "drums_threshold": self.drums_threshold, "window_s": WINDOW_S, **(extra or {})}
         save_file({k: v.detach().contiguous() for k, v in self.net.state_dict().items()},
                   str(folder / "model.safetensors"))

@@ -79,14 +79,14 @@ def crops(features: list[torch.Tensor], indices: torch.Tensor, generator: torch.
 
 
 def train(data: Path, out: Path, epochs: int = 30, batch_size: int = 32, lr: float = 2e-3, seed: int = 0,
-          width: int = 16, limit: int | None = None, log: bool = True) -> dict:
+          width: int = 16, limit: int | None = None, log: bool = True, centre_bands: bool = False) -> dict:
     """Train on ``data``'s train split, report accuracy on its valid split each epoch, save to ``out``."""
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     start = time.perf_counter()
     features, targets = load_split(data, "train", limit)
     valid_features, valid_targets = load_split(data, "valid", limit)
-    net = InstrumentNet(MELODY_FAMILIES, width=width)
+    net = InstrumentNet(MELODY_FAMILIES, width=width, centre_bands=centre_bands)
     optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-3)
     steps_per_epoch = max(1, len(features) // batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=epochs * steps_per_epoch)
@@ -142,10 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--centre-bands", action="store_true",
+                        help="remove each mel band's mean over a window (invariance to a fixed equaliser)")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N clips of each split")
     args = parser.parse_args(argv)
     final = train(Path(args.data), Path(args.out), args.epochs, args.batch_size, args.lr, args.seed, args.width,
-                  args.limit)
+                  args.limit, centre_bands=args.centre_bands)
     print(json.dumps(final))
     return 0
 
