@@ -318,3 +318,45 @@ def test_corpus_melodies_are_the_same_parsed_in_parallel_and_from_the_cache(tmp_
     assert load_corpus_melodies(3, ("bach",), workers=1) == (serial, skipped)  # from the cache
     monkeypatch.setenv("TOKENLM_CACHE", str(tmp_path / "two"))
     assert load_corpus_melodies(3, ("bach",), workers=2) == (serial, skipped)
+
+
+@needs_fluidsynth
+def test_timbre_offsets_reach_the_synthesizer() -> None:
+    """NRPN generator offsets change the sound as named: a lower filter cutoff darkens it, a slower attack softens
+    its start; no offsets leaves the font's sound as it is."""
+    from tokenlm.data.sources.music.arrange import Note
+    from tokenlm.data.sources.music.render import render_notes
+
+    def centroid_and_onset(timbre: dict | None) -> tuple[float, float]:
+        wav = render_notes([Note(0, 69, 100, 0.0, 0.9)], {0: 40}, None, TIMGM, 16000, 1.0, timbre=timbre)
+        spectrum = np.abs(np.fft.rfft(wav))
+        freqs = np.fft.rfftfreq(wav.size, 1 / 16000)
+        return float((spectrum * freqs).sum() / spectrum.sum()), float(np.abs(wav[:800]).max())
+
+    plain = centroid_and_onset(None)
+    assert centroid_and_onset({}) == plain
+    darker = centroid_and_onset({0: {"filter_cutoff": -1200}})
+    slower = centroid_and_onset({0: {"attack": 600}})
+    assert darker[0] < 0.7 * plain[0]
+    assert slower[1] < 0.7 * plain[1]
+    with pytest.raises(ValueError, match="unknown timbre generator"):
+        render_notes([], {0: 40}, None, TIMGM, 16000, 0.1, timbre={0: {"brightness": 1}})
+
+
+def test_timbre_variation_is_drawn_within_its_ranges() -> None:
+    from tokenlm.data.sources.music.render import TIMBRE_GENERATORS
+
+    source = get_source("music")
+    options = {"real_melodies": 0, "generated_melodies": 6, "timbre_variation": 0.5}
+    plans, _ = source.plan(40, 0, options)
+    for spec in plans["train"]:
+        assert set(spec["timbre"]) == set(TIMBRE_GENERATORS)
+        for name, value in spec["timbre"].items():
+            _, low, high = TIMBRE_GENERATORS[name]
+            assert 0.5 * low - 1 <= value <= 0.5 * high + 1
+    plain, _ = source.plan(40, 0, {**options, "timbre_variation": 0.0})
+    assert all(spec["timbre"] == {} for spec in plain["train"])
+    # the variation draws after everything else: the same seed keeps the same music
+    assert [s["melody_program"] for s in plain["train"]] == [s["melody_program"] for s in plans["train"]]
+    with pytest.raises(ValueError, match="timbre_variation"):
+        source.plan(4, 0, {"timbre_variation": 2})

@@ -41,6 +41,17 @@ def tempo_bucket(bpm: float) -> int:
     return next(i for i, limit in enumerate(TEMPO_BUCKETS) if bpm < limit)
 
 
+def _timbre(rng: Any, amount: float) -> dict[str, int]:
+    """Generator offsets for the lead (empty when ``amount`` is 0): each drawn uniformly within ``amount`` times
+    its range in :data:`~tokenlm.data.sources.music.render.TIMBRE_GENERATORS`."""
+    from tokenlm.data.sources.music.render import TIMBRE_GENERATORS
+
+    if amount <= 0:
+        return {}
+    return {name: int(round(amount * float(rng.uniform(low, high)))) for name, (_, low, high)
+            in sorted(TIMBRE_GENERATORS.items())}
+
+
 def excerpt_states_key(melody: Any, start_bar: int, beats: float) -> bool:
     """Whether the excerpt's own notes point to the tune's key: the key profile that best fits its pitch classes
     (weighted by duration) is the tune's key. Excerpts that sound in another key (a passage in the relative major,
@@ -92,6 +103,9 @@ class MusicSource(DataSource):
                             help="ensembles drawn from: solo, duo (with chords), trio (chords and bass); default all")
         parser.add_argument("--lead-programs", default="curated", choices=("curated", "all"),
                             help="lead instruments: the 46 curated programs (default) or all 96 of the 12 families")
+        parser.add_argument("--timbre-variation", type=float, default=0.0,
+                            help="0..1: draw SoundFont generator offsets (filter, resonance, envelope, vibrato) for "
+                                 "the lead, scaled by this (default 0: the font's own sounds)")
         parser.add_argument("--drums-probability", type=float, default=0.5, help="share of clips with drums (0.5)")
         parser.add_argument("--heldout-fraction", type=float, default=0.1, help="share of test_heldout (0.1)")
         parser.add_argument("--valid-fraction", type=float, default=0.05, help="share of valid (0.05)")
@@ -100,7 +114,7 @@ class MusicSource(DataSource):
         defaults = {"soundfont": "fluidr3", "heldout_soundfont": "timgm6mb", "sample_rate": 16000, "channels": 1,
                     "duration": 6.0, "real_melodies": 1000, "generated_melodies": 1000, "heldout_fraction": 0.1,
                     "valid_fraction": 0.05, "collections": ",".join(COLLECTIONS), "ensembles": ",".join(ENSEMBLES),
-                    "drums_probability": 0.5, "lead_programs": "curated"}
+                    "drums_probability": 0.5, "lead_programs": "curated", "timbre_variation": 0.0}
         merged = {**defaults, **{k: v for k, v in options.items() if v is not None}}
         if not 1.0 <= float(merged["duration"]) <= 30.0:
             raise ValueError(f"duration must be within [1, 30] seconds, got {merged['duration']!r}")
@@ -118,6 +132,8 @@ class MusicSource(DataSource):
                              f"got {merged['ensembles']!r}")
         if merged["lead_programs"] not in ("curated", "all"):
             raise ValueError(f"lead_programs must be 'curated' or 'all', got {merged['lead_programs']!r}")
+        if not 0.0 <= float(merged["timbre_variation"]) <= 1.0:
+            raise ValueError(f"timbre_variation must be in [0, 1], got {merged['timbre_variation']!r}")
         if not 0.0 <= float(merged["drums_probability"]) <= 1.0:
             raise ValueError(f"drums_probability must be in [0, 1], got {merged['drums_probability']!r}")
         unknown = [c for c in str(merged["collections"]).split(",") if c.strip() and c.strip() not in COLLECTIONS]
@@ -220,6 +236,7 @@ class MusicSource(DataSource):
             "pans": [int(rng.integers(40, 89)) for _ in range(3)], "soundfont": opts["soundfont"],
             "sample_rate": int(opts["sample_rate"]), "channels": int(opts["channels"]),
             "caption_seed": int(rng.integers(2**31)),
+            "timbre": _timbre(rng, float(opts["timbre_variation"])),
         }
 
     def render(self, spec: dict[str, Any], options: dict[str, Any]) -> Clip | Skipped:
@@ -244,8 +261,9 @@ class MusicSource(DataSource):
         if spec["bass_program"] is not None:
             programs[2] = spec["bass_program"]
         pans = dict(enumerate(spec["pans"])) if spec["channels"] == 2 else None
+        timbre = {0: spec["timbre"]} if spec.get("timbre") else None
         wav = render_notes(notes, programs, spec["drum_kit"], soundfont_path(spec["soundfont"]), spec["sample_rate"],
-                           spec["seconds"], spec["channels"], pans)
+                           spec["seconds"], spec["channels"], pans, timbre)
         mono = wav if wav.ndim == 1 else wav.mean(0)
         if float(np.abs(mono).max(initial=0.0)) < 1e-4:
             return Skipped("silent render", f"{melody.id} with programs {programs}")
@@ -272,6 +290,8 @@ class MusicSource(DataSource):
             "soundfont": spec["soundfont"],
             "lufs": round(float(lufs), 2) if np.isfinite(lufs) else None,
         }
+        if spec.get("timbre"):
+            labels["timbre_offsets"] = dict(spec["timbre"])
         caption = music_caption(labels, np.random.default_rng(spec["caption_seed"]))
         midi = midi_bytes(notes, programs, spec["drum_kit"], float(spec["tempo_bpm"]), tuple(melody.meter))
         return Clip(wav, spec["sample_rate"], caption, labels, {".mid": midi})

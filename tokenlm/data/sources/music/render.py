@@ -113,12 +113,44 @@ def _samples(synth, frames: int) -> np.ndarray:  # noqa: ANN001 - fluidsynth.Syn
     return out
 
 
+#: SoundFont 2 generators a timbre variation may offset (number, lowest and highest NRPN offset in data units):
+#: FluidSynth scales an offset by the generator's NRPN scale (2 for cutoff, envelope times and vibrato depth), so
+#: the cutoff moves about -2.4 to +0.4 octaves, the resonance up to 6 dB, envelope times by 1/8 to 2-4 times, and a
+#: vibrato of up to 20 cents is added
+TIMBRE_GENERATORS = {
+    "filter_cutoff": (8, -1200, 200),
+    "filter_resonance": (9, 0, 60),
+    "vibrato_depth": (6, 0, 10),
+    "attack": (34, -300, 600),
+    "decay": (36, -600, 600),
+    "release": (38, -600, 600),
+}
+#: the NRPN parameter number (MSB) that addresses SoundFont generators in FluidSynth
+SF2_NRPN_MSB = 120
+
+
+def offset_generators(synth, channel: int, offsets: dict[str, int]) -> None:  # noqa: ANN001 - fluidsynth.Synth
+    """Offset SoundFont generators of ``channel`` through NRPN (CC 99 = 120, CC 98 = generator, data entry CC 6 /
+    38 = 8192 + offset), as FluidSynth implements the SoundFont 2.01 NRPN; ``offsets`` by
+    :data:`TIMBRE_GENERATORS` name."""
+    for name, value in offsets.items():
+        if name not in TIMBRE_GENERATORS:
+            raise ValueError(f"unknown timbre generator {name!r}; allowed: {sorted(TIMBRE_GENERATORS)}")
+        generator, low, high = TIMBRE_GENERATORS[name]
+        data = 8192 + int(min(max(value, low), high))
+        synth.cc(channel, 99, SF2_NRPN_MSB)
+        synth.cc(channel, 98, generator)
+        synth.cc(channel, 6, (data >> 7) & 127)
+        synth.cc(channel, 38, data & 127)
+
+
 def render_notes(notes: Sequence[Note], programs: dict[int, int], drum_kit: int | None, font: str | Path,
                  sample_rate: int, seconds: float, channels: int = 1,
-                 pans: dict[int, int] | None = None) -> np.ndarray:
+                 pans: dict[int, int] | None = None, timbre: dict[int, dict[str, int]] | None = None) -> np.ndarray:
     """Render ``notes`` for ``seconds``: ``[N]`` float32 (``channels=1``, the mean of FluidSynth's left and right)
     or ``[2, N]``. ``programs`` maps channels to General MIDI programs; ``drum_kit`` is the bank-128 preset of
-    channel 10 (None: no drums); ``pans`` optional MIDI pan (0..127) per channel."""
+    channel 10 (None: no drums); ``pans`` optional MIDI pan (0..127) per channel; ``timbre`` optional generator
+    offsets per channel (:func:`offset_generators`)."""
     _anchor(str(font), int(sample_rate))
     synth, font_id = _new_synth(str(font), int(sample_rate))
     try:
@@ -128,6 +160,8 @@ def render_notes(notes: Sequence[Note], programs: dict[int, int], drum_kit: int 
             synth.program_select(DRUM_CHANNEL, font_id, 128, int(drum_kit))
         for channel, pan in (pans or {}).items():
             synth.cc(channel, 10, int(pan))
+        for channel, offsets in (timbre or {}).items():
+            offset_generators(synth, channel, offsets)
         total = int(round(seconds * sample_rate))
         events = []  # (sample, order, kind, note): note-offs before note-ons at the same sample
         for note in notes:
