@@ -224,7 +224,9 @@ def load_corpus_melodies(limit: int, collections: Sequence[str] = COLLECTIONS,
                 batch = files[start:start + chunk]
                 parsed = (pool.map(_parse_cached, batch, [collection] * len(batch)) if pool is not None
                           else [_parse_cached(path, collection) for path in batch])
-                for found, lost in parsed:
+                for found, lost in parsed:  # in file order, up to the file that completes the share
+                    if len(taken) >= share:
+                        break
                     taken.extend(found)
                     skipped.update(lost)
                 if len(taken) >= share:
