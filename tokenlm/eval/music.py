@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from tokenlm.data.synth.music import PITCH_CLASSES
+from tokenlm.data.synth.music import detect_key
 from tokenlm.eval import dsp
 from tokenlm.eval.harmony import HARMONIC_DECAY, HARMONICS
 from tokenlm.eval.rhythm import (
@@ -93,17 +93,7 @@ def detect_key_spectral(chroma: torch.Tensor) -> tuple[str, float]:
     """The key whose harmonic-spread profile (:func:`harmonic_key_profiles`) correlates best with the square root
     of a ``[12]`` spectral chroma (compressed, so one loud held note does not decide the key), and the
     correlation."""
-    best_name, best_score = "", -2.0
-    compressed = chroma.clamp(min=0.0).sqrt()
-    centred = compressed - compressed.mean()
-    for mode, profile in harmonic_key_profiles().items():
-        for root in range(12):
-            rotated = torch.roll(profile, root)
-            rotated = rotated - rotated.mean()
-            score = float((rotated * centred).sum() / (rotated.norm() * centred.norm() + 1e-12))
-            if score > best_score:
-                best_name, best_score = f"{PITCH_CLASSES[root]} {mode}", score
-    return best_name, best_score
+    return detect_key(chroma.clamp(min=0.0).sqrt(), harmonic_key_profiles())
 
 
 def harmonic_chroma(x: torch.Tensor) -> torch.Tensor:

@@ -79,13 +79,14 @@ def chord_name(root: int, quality: str) -> str:
     return f"{PITCH_CLASSES[root % 12]} {quality}"
 
 
-def detect_key(chroma: torch.Tensor) -> tuple[str, float]:
-    """The key (``"D minor"``) whose rotated Krumhansl-Kessler profile correlates best with a ``[12]`` pitch-class
-    weight vector (a chroma, or note durations per pitch class), and the correlation."""
+def detect_key(chroma: torch.Tensor, profiles: dict | None = None) -> tuple[str, float]:
+    """The key (``"D minor"``) whose rotated profile correlates best with a ``[12]`` pitch-class weight vector (a
+    chroma, or note durations per pitch class), and the correlation. ``profiles``: ``{mode: [12] weights, tonic
+    first}`` (default: Krumhansl-Kessler)."""
     best_name, best_score = "", -2.0
     centred = chroma - chroma.mean()
-    for mode in SCALES:
-        profile = torch.tensor(KEY_PROFILES[mode])
+    for mode, weights in (profiles or KEY_PROFILES).items():
+        profile = torch.as_tensor(weights, dtype=torch.float32)
         for root in range(12):
             rotated = torch.roll(profile, root)
             rotated = rotated - rotated.mean()
