@@ -9,12 +9,15 @@ from transformers import EncodecConfig
 
 from tokenlm.codecs.base import Codec
 from tokenlm.codecs.encodec import EncodecCodec, tiny_encodec_config
+from tokenlm.codecs.stereo import StereoEncodecCodec
 
-#: codec ``kind`` (as written in checkpoint configs) -> class
-CODECS: dict[str, type[EncodecCodec]] = {"encodec": EncodecCodec}
+#: codec ``kind`` (as written in checkpoint configs) -> class (each has ``from_pretrained`` and ``from_config``)
+CODECS: dict[str, type[EncodecCodec] | type[StereoEncodecCodec]] = {
+    "encodec": EncodecCodec, "encodec_stereo": StereoEncodecCodec,
+}
 
 
-def _codec_class(config: dict[str, Any]) -> type[EncodecCodec]:
+def _codec_class(config: dict[str, Any]) -> type[EncodecCodec] | type[StereoEncodecCodec]:
     """The class registered for ``config["kind"]``."""
     kind = config.get("kind")
     if kind not in CODECS:
@@ -40,4 +43,6 @@ def build_codec(
     return _codec_class(config).from_config(model_config, bandwidth=config.get("bandwidth"), seed=seed)
 
 
-__all__ = ["CODECS", "Codec", "EncodecCodec", "build_codec", "load_codec", "tiny_encodec_config"]
+__all__ = [
+    "CODECS", "Codec", "EncodecCodec", "StereoEncodecCodec", "build_codec", "load_codec", "tiny_encodec_config",
+]

@@ -22,6 +22,18 @@ transformers MusicGen                             tokenlm
 ``audio_encoder`` (EnCodec)                       :class:`~tokenlm.codecs.encodec.EncodecCodec`
 ================================================  ==========================================================
 
+**MusicGen-Melody** (``model_type`` ``musicgen_melody``) has no cross-attention: it prepends the chroma of a
+melody, projected by ``audio_enc_to_dec_proj``, then the projected text, to the decoder's input. tokenlm reads it
+as two conditioners routed to ``prepend``: :class:`~conditioners.chroma.ChromaConditioner` (attribute ``melody``,
+the feature extractor's settings from ``preprocessor_config.json``) then the T5 conditioner. The LM counts
+positions from the first prepended token (``prefix_positions="shared"``) and attends to the text's padding as zero
+vectors (``prefix_padding="attended"``), as transformers does. Without a melody the chroma is that of silence,
+transformers' null melody.
+
+**Stereo MusicGen** (decoder ``audio_channels=2``) predicts 2K codebooks, left and right interleaved, each pair
+delayed together (delays 0, 0, 1, 1, ...), and decodes each channel with the mono EnCodec:
+:class:`~tokenlm.codecs.stereo.StereoEncodecCodec`.
+
 Classifier-free guidance needs nothing special: transformers' null condition is the text encoder output
 zeroed by an all-zero attention mask, so its cross-attention keys and values are exactly zero (MusicGen's
 attention has no bias), as are tokenlm's zero null embeddings; both give a zero cross-attention output.
@@ -44,13 +56,18 @@ from transformers import (
     AutoTokenizer,
     EncodecModel,
     MusicgenConfig,
+    MusicgenMelodyConfig,
     PreTrainedTokenizerBase,
     T5EncoderModel,
 )
 from transformers.utils import logging as hf_logging
 
+from conditioners.base import Conditioner
+from conditioners.chroma import ChromaConditioner
 from conditioners.text.t5 import T5Conditioner
+from tokenlm.codecs.base import Codec
 from tokenlm.codecs.encodec import EncodecCodec
+from tokenlm.codecs.stereo import StereoEncodecCodec
 from tokenlm.common.hf import quiet_hf_loading
 from tokenlm.convert.torch_files import TensorPool, load_strict
 from tokenlm.lm.backend import LMBackend
@@ -58,6 +75,13 @@ from tokenlm.lm.model import LMConfig, LMModel
 
 #: the attribute MusicGen's text condition is read from
 TEXT_ATTRIBUTE = "description"
+#: the attribute MusicGen-Melody's melody is read from (``TextToAudio.generate(melody=...)``)
+MELODY_ATTRIBUTE = "melody"
+#: the model types this converter loads
+MODEL_TYPES = ("musicgen", "musicgen_melody")
+#: ``MusicgenMelodyFeatureExtractor`` settings (``preprocessor_config.json``) -> ChromaConditioner arguments
+CHROMA_SETTINGS = {"sampling_rate": "sample_rate", "n_fft": "n_fft", "hop_length": "hop_length",
+                   "chunk_length": "chunk_length"}
 #: window length when the folder's generation config gives no ``max_length`` (MusicGen was trained on 30 s)
 FALLBACK_MAX_DURATION = 30.0
 #: MusicGen is trained with 10% condition dropout (classifier-free guidance)
@@ -150,8 +174,8 @@ class _WeightReader:
         return {name[len(prefix) :]: self.take(name) for name in sorted(self.names()) if name.startswith(prefix)}
 
 
-def _read_config(folder: Path) -> MusicgenConfig:
-    """The MusicGen config of ``folder``; ValueError for anything that is not a supported MusicGen."""
+def _read_config(folder: Path) -> MusicgenConfig | MusicgenMelodyConfig:
+    """The (MusicGen or MusicGen-Melody) config of ``folder``; ValueError for anything this converter cannot load."""
     if not folder.is_dir():
         raise FileNotFoundError(f"MusicGen folder {str(folder)!r} does not exist")
     config_file = folder / "config.json"
@@ -162,29 +186,29 @@ def _read_config(folder: Path) -> MusicgenConfig:
     except json.JSONDecodeError as err:
         raise ValueError(f"{str(config_file)!r} is not valid JSON: {err}") from err
     model_type = raw.get("model_type") if isinstance(raw, dict) else None
-    if model_type == "musicgen_melody":
+    if model_type not in MODEL_TYPES:
         raise ValueError(
-            f"{str(folder)!r} holds MusicGen-Melody (model_type 'musicgen_melody'), which is not supported yet: "
-            "its chroma conditioning has no tokenlm conditioner; use a text-only MusicGen"
-        )
-    if model_type != "musicgen":
-        raise ValueError(
-            f"{str(folder)!r} holds a {model_type!r} model, not a MusicGen one (config.json model_type must be "
-            "'musicgen', as written by MusicgenForConditionalGeneration.save_pretrained)"
+            f"{str(folder)!r} holds a {model_type!r} model, not a MusicGen one (config.json model_type must be one "
+            f"of {MODEL_TYPES}, as written by MusicgenForConditionalGeneration or "
+            "MusicgenMelodyForConditionalGeneration.save_pretrained)"
         )
     decoder = raw.get("decoder")
     channels = decoder.get("audio_channels", 1) if isinstance(decoder, dict) else 1
-    if channels != 1:
+    codebooks = decoder.get("num_codebooks") if isinstance(decoder, dict) else None
+    if channels not in (1, 2):
+        raise ValueError(f"{str(folder)!r}: decoder audio_channels must be 1 (mono) or 2 (stereo), got {channels!r}")
+    if channels == 2 and (not isinstance(codebooks, int) or codebooks % 2):
         raise ValueError(
-            f"{str(folder)!r} holds a stereo MusicGen (decoder audio_channels={channels}), which is not supported "
-            "yet: its interleaved left/right codebooks have no tokenlm pattern; use a mono MusicGen"
+            f"{str(folder)!r} holds a stereo MusicGen whose decoder predicts {codebooks} codebooks: stereo codebooks "
+            "come in left/right pairs, so the count must be even"
         )
+    config_class = MusicgenMelodyConfig if model_type == "musicgen_melody" else MusicgenConfig
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # MusicGen's start id == vocab_size makes transformers warn on every load
     try:
-        config = MusicgenConfig.from_pretrained(folder, local_files_only=True)
+        config = config_class.from_pretrained(folder, local_files_only=True)
     except (TypeError, KeyError, ValueError) as err:
-        raise ValueError(f"{str(config_file)!r} is not a valid MusicGen config: {err}") from err
+        raise ValueError(f"{str(config_file)!r} is not a valid {model_type} config: {err}") from err
     finally:
         hf_logging.set_verbosity(verbosity)
     text_type = config.text_encoder.model_type
@@ -196,6 +220,16 @@ def _read_config(folder: Path) -> MusicgenConfig:
             f"{str(folder)!r}: only EnCodec audio encoders are supported, this MusicGen has {audio_type!r}"
         )
     return config
+
+
+def is_melody(config: MusicgenConfig | MusicgenMelodyConfig) -> bool:
+    """True for a MusicGen-Melody config (chroma and text prepended, no cross-attention)."""
+    return config.model_type == "musicgen_melody"
+
+
+def stereo_delays(num_codebooks: int) -> list[int]:
+    """Delays of stereo MusicGen's interleaved codebooks: each left/right pair shares one (0, 0, 1, 1, ...)."""
+    return [k // 2 for k in range(num_codebooks)]
 
 
 def _load_tokenizer(folder: Path) -> PreTrainedTokenizerBase:
@@ -211,8 +245,9 @@ def _load_tokenizer(folder: Path) -> PreTrainedTokenizerBase:
         raise ValueError(f"{str(folder)!r} has tokenizer files that cannot be loaded: {err}") from err
 
 
-def _lm_config(decoder: Any) -> LMConfig:
-    """LMConfig of a MusicGen decoder config (attention and FFN without bias, sinusoidal positions, LN eps 1e-5)."""
+def _lm_config(decoder: Any, melody: bool = False) -> LMConfig:
+    """LMConfig of a MusicGen decoder config (attention and FFN without bias, sinusoidal positions, LN eps 1e-5);
+    ``melody``: MusicGen-Melody's, which reads its conditions as prepended tokens instead of cross-attending."""
     activation = ACTIVATIONS.get(decoder.activation_function)
     if activation is None:
         raise ValueError(
@@ -233,9 +268,11 @@ def _lm_config(decoder: Any) -> LMConfig:
         positional="sin",
         max_period=10000.0,
         norm_eps=1e-5,  # nn.LayerNorm default, what transformers' MusicGen uses
-        cross_attention=True,
+        cross_attention=not melody,
         cross_attention_mask=True,
         init_std=float(decoder.initializer_factor),
+        prefix_positions="shared" if melody else "before",
+        prefix_padding="attended" if melody else "masked",
     )
 
 
@@ -248,11 +285,9 @@ def _lm_state_dict(weights: _WeightReader | TensorPool, cfg: LMConfig) -> dict[s
         "out_norm.weight": weights.take(f"{_DECODER}layer_norm.weight"),
         "out_norm.bias": weights.take(f"{_DECODER}layer_norm.bias"),
     }  # embeddings: [K, card + 1, D]
-    norms = {
-        "norm_self": "self_attn_layer_norm",
-        "norm_cross": "encoder_attn_layer_norm",
-        "norm_ffn": "final_layer_norm",
-    }
+    norms = {"norm_self": "self_attn_layer_norm", "norm_ffn": "final_layer_norm"}
+    if cfg.cross_attention:
+        norms["norm_cross"] = "encoder_attn_layer_norm"
     for i in range(cfg.num_layers):
         src, dst = f"{_DECODER}layers.{i}.", f"blocks.{i}."
         for ours, theirs in norms.items():
@@ -261,10 +296,11 @@ def _lm_state_dict(weights: _WeightReader | TensorPool, cfg: LMConfig) -> dict[s
         self_attn = {p: weights.take(f"{src}self_attn.{p}_proj.weight") for p in ("q", "k", "v", "out")}
         state[f"{dst}self_attn.qkv.weight"] = torch.cat([self_attn["q"], self_attn["k"], self_attn["v"]])  # [3D, D]
         state[f"{dst}self_attn.out.weight"] = self_attn["out"]
-        cross = {p: weights.take(f"{src}encoder_attn.{p}_proj.weight") for p in ("q", "k", "v", "out")}
-        state[f"{dst}cross_attn.q.weight"] = cross["q"]
-        state[f"{dst}cross_attn.kv.weight"] = torch.cat([cross["k"], cross["v"]])  # [2D, D]
-        state[f"{dst}cross_attn.out.weight"] = cross["out"]
+        if cfg.cross_attention:
+            cross = {p: weights.take(f"{src}encoder_attn.{p}_proj.weight") for p in ("q", "k", "v", "out")}
+            state[f"{dst}cross_attn.q.weight"] = cross["q"]
+            state[f"{dst}cross_attn.kv.weight"] = torch.cat([cross["k"], cross["v"]])  # [2D, D]
+            state[f"{dst}cross_attn.out.weight"] = cross["out"]
         state[f"{dst}fc1.weight"] = weights.take(f"{src}fc1.weight")
         state[f"{dst}fc2.weight"] = weights.take(f"{src}fc2.weight")
     return state
@@ -276,14 +312,34 @@ def lm_from_musicgen_decoder(decoder: torch.nn.Module) -> LMModel:
     Used to compare tokenlm with transformers on identical weights (tests, benchmarks).
     """
     state = {f"decoder.{name}": tensor.detach() for name, tensor in decoder.state_dict().items()}
-    cfg = _lm_config(decoder.config)
+    cfg = _lm_config(decoder.config, melody=decoder.config.model_type == "musicgen_melody_decoder")
     lm = LMModel(cfg)
     load_strict(lm, _lm_state_dict(TensorPool(state, "MusicGen decoder"), cfg), "MusicGen decoder")
     return lm
 
 
+def _chroma_conditioner(config: MusicgenMelodyConfig, weights: _WeightReader, folder: Path) -> ChromaConditioner:
+    """MusicGen-Melody's chroma, with the feature extractor's settings and ``audio_enc_to_dec_proj``."""
+    settings: dict[str, Any] = {}
+    path = folder / "preprocessor_config.json"
+    if path.is_file():
+        try:
+            saved = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{str(path)!r} is not valid JSON: {err}") from err
+        settings = {ours: saved[theirs] for theirs, ours in CHROMA_SETTINGS.items() if theirs in saved}
+    conditioner = ChromaConditioner(MELODY_ATTRIBUTE, int(config.decoder.hidden_size),
+                                    num_chroma=int(config.num_chroma), chroma_length=int(config.chroma_length),
+                                    **settings)
+    if not weights.has("audio_enc_to_dec_proj.weight"):
+        raise ValueError("the MusicGen-Melody checkpoint has no audio_enc_to_dec_proj (the chroma projection)")
+    proj = {"weight": weights.take("audio_enc_to_dec_proj.weight"), "bias": weights.take("audio_enc_to_dec_proj.bias")}
+    load_strict(conditioner.proj, proj, "MusicGen-Melody audio_enc_to_dec_proj")
+    return conditioner
+
+
 def _text_conditioner(
-    config: MusicgenConfig, weights: _WeightReader, tokenizer: PreTrainedTokenizerBase
+    config: MusicgenConfig | MusicgenMelodyConfig, weights: _WeightReader, tokenizer: PreTrainedTokenizerBase
 ) -> T5Conditioner:
     """The T5 encoder, its tokenizer and ``enc_to_dec_proj`` as a T5 conditioner with output ``hidden_size``."""
     encoder = T5EncoderModel(config.text_encoder)
@@ -307,18 +363,22 @@ def _text_conditioner(
     return conditioner
 
 
-def _codec(config: MusicgenConfig, weights: _WeightReader) -> EncodecCodec:
-    """The EnCodec audio encoder at the bandwidth that gives the decoder's number of codebooks."""
+def _codec(config: MusicgenConfig | MusicgenMelodyConfig, weights: _WeightReader) -> Codec:
+    """The EnCodec audio encoder at the bandwidth that gives the decoder's number of codebooks (per channel, for
+    a stereo MusicGen, whose codec codes each channel with the mono EnCodec)."""
     model = EncodecModel(config.audio_encoder)
     load_strict(model, weights.take_prefix("audio_encoder."), "MusicGen audio encoder (EnCodec)")
-    wanted = int(config.decoder.num_codebooks)
+    stereo = int(getattr(config.decoder, "audio_channels", 1)) == 2
+    wanted = int(config.decoder.num_codebooks) // (2 if stereo else 1)
     bandwidths = [float(b) for b in config.audio_encoder.target_bandwidths]
     matching = [b for b in bandwidths if model.quantizer.get_num_quantizers_for_bandwidth(b) == wanted]
     if not matching:
         raise ValueError(
             f"no EnCodec bandwidth in {bandwidths} gives the {wanted} codebooks the MusicGen decoder predicts"
+            f"{' per channel' if stereo else ''}"
         )
-    return EncodecCodec(model, matching[0])
+    codec = EncodecCodec(model, matching[0])
+    return StereoEncodecCodec(codec) if stereo else codec
 
 
 def _generation_config(folder: Path) -> dict[str, Any]:
@@ -332,7 +392,7 @@ def _generation_config(folder: Path) -> dict[str, Any]:
     return values if isinstance(values, dict) else {}
 
 
-def _check_start_token(config: MusicgenConfig, generation: dict[str, Any]) -> None:
+def _check_start_token(config: MusicgenConfig | MusicgenMelodyConfig, generation: dict[str, Any]) -> None:
     """tokenlm's start/padding token is ``cardinality``; MusicGen's must be the same id."""
     card = int(config.decoder.vocab_size)
     start = generation.get("decoder_start_token_id", generation.get("bos_token_id", config.decoder.bos_token_id))
@@ -344,19 +404,21 @@ def _check_start_token(config: MusicgenConfig, generation: dict[str, Any]) -> No
 
 
 def load_musicgen_hf(src: str | Path, device: str | torch.device | None = None) -> LMBackend:
-    """Build a tokenlm LM backend from a local Hugging Face MusicGen folder (never downloads).
+    """Build a tokenlm LM backend from a local Hugging Face MusicGen folder (never downloads): text-only or
+    MusicGen-Melody, mono or stereo.
 
     Args:
-        src: a folder written by ``MusicgenForConditionalGeneration.save_pretrained`` plus the tokenizer
-            files (``MusicgenProcessor.save_pretrained`` into the same folder).
+        src: a folder written by ``MusicgenForConditionalGeneration.save_pretrained`` (or
+            ``MusicgenMelodyForConditionalGeneration``) plus the tokenizer files (the processor's
+            ``save_pretrained`` into the same folder).
         device: where to put the backend (default: CPU).
     Returns:
         an :class:`LMBackend` in eval mode: delay pattern, ``max_duration`` = generation ``max_length`` /
         frame rate (30 s when the folder gives none), ``cfg_dropout`` 0.1.
     Raises:
         FileNotFoundError: ``src`` does not exist.
-        ValueError: the folder is not a supported MusicGen (another model, MusicGen-Melody, stereo MusicGen,
-            no tokenizer, weights that do not match the config).
+        ValueError: the folder is not a supported MusicGen (another model, a stereo one with an odd codebook
+            count, no tokenizer, weights that do not match the config).
 
     Example:
         >>> backend = load_musicgen_hf("/models/musicgen-small")  # doctest: +SKIP
@@ -369,10 +431,15 @@ def load_musicgen_hf(src: str | Path, device: str | torch.device | None = None) 
     tokenizer = _load_tokenizer(folder)
     weights = _WeightReader(folder)
 
-    lm_config = _lm_config(config.decoder)
+    melody = is_melody(config)
+    lm_config = _lm_config(config.decoder, melody=melody)
     lm = LMModel(lm_config)
     load_strict(lm, _lm_state_dict(weights, lm_config), "MusicGen decoder")
-    conditioner = _text_conditioner(config, weights, tokenizer)
+    conditioners: list[Conditioner] = [_text_conditioner(config, weights, tokenizer)]
+    routes = None
+    if melody:  # transformers prepends the chroma, then the text
+        conditioners.insert(0, _chroma_conditioner(config, weights, folder))
+        routes = {MELODY_ATTRIBUTE: "prepend", TEXT_ATTRIBUTE: "prepend"}
     codec = _codec(config, weights)
     left = sorted(name for name in weights.names() if name not in DERIVED_TENSORS)
     if left:
@@ -384,8 +451,10 @@ def load_musicgen_hf(src: str | Path, device: str | torch.device | None = None) 
     max_length = generation.get("max_length")
     valid = isinstance(max_length, int) and not isinstance(max_length, bool) and max_length > 0
     max_duration = max_length / codec.frame_rate if valid else FALLBACK_MAX_DURATION
+    delays = stereo_delays(lm_config.num_codebooks) if codec.channels == 2 else None
     backend = LMBackend(
-        lm, codec, [conditioner], pattern="delay", max_duration=max_duration, cfg_dropout=MUSICGEN_CFG_DROPOUT
+        lm, codec, conditioners, routes=routes, pattern="delay", delays=delays, max_duration=max_duration,
+        cfg_dropout=MUSICGEN_CFG_DROPOUT,
     )
     backend.eval()
     if device is not None:

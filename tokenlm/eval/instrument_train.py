@@ -46,10 +46,32 @@ def load_split(root: Path, split: str, limit: int | None = None) -> tuple[list[t
     return features, torch.stack(targets)
 
 
-def augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def warp_bands(batch: torch.Tensor, generator: torch.Generator, stretch: float = 0.08,
+               shift: float = 2.0) -> torch.Tensor:
+    """Moves each example's spectrum along the mel axis: band ``m`` is read from ``(m - c) * s + c + d`` (linear
+    interpolation, edges held), with ``s`` drawn in ``1 +- stretch`` and ``d`` in ``+-shift`` bands. Another
+    SoundFont's samples of the same instrument were recorded at other pitches and played back shifted, so their
+    formants sit a little higher or lower: this teaches the net that they are the same instrument."""
+    b, _, n_mels, _ = batch.shape
+    centre = (n_mels - 1) / 2.0
+    s = 1.0 + (torch.rand(b, generator=generator) * 2.0 - 1.0) * stretch  # [B]
+    d = (torch.rand(b, generator=generator) * 2.0 - 1.0) * shift  # [B]
+    bands = torch.arange(n_mels, dtype=batch.dtype)
+    source = ((bands[None, :] - centre) * s[:, None] + centre + d[:, None]).clamp(0.0, n_mels - 1.0)  # [B, M]
+    low = source.floor().long().clamp(max=n_mels - 2)
+    frac = (source - low.to(batch.dtype))[:, None, :, None]  # [B, 1, M, 1]
+    index = low[:, None, :, None].expand(-1, batch.shape[1], -1, batch.shape[3])  # [B, 1, M, T]
+    below = batch.gather(2, index)
+    above = batch.gather(2, index + 1)
+    return below + frac * (above - below)
+
+
+def augment(batch: torch.Tensor, generator: torch.Generator, warp: bool = False) -> torch.Tensor:
     """What another SoundFont or room changes, applied to ``[B, 1, n_mels, T]`` features (scaled dB / 20): a random
     smooth equaliser curve (up to +-10 dB at :data:`EQ_POINTS` points across the band, interpolated) and tilt, a
-    gain, a little noise, and time / frequency masks."""
+    gain, a little noise, and time / frequency masks; with ``warp``, first :func:`warp_bands`."""
+    if warp:
+        batch = warp_bands(batch, generator)
     b, _, n_mels, frames = batch.shape
     position = torch.linspace(-1.0, 1.0, n_mels)[None, None, :, None]
     tilt = (torch.rand(b, 1, 1, 1, generator=generator) - 0.5) * 0.8  # +-8 dB across the band
@@ -79,7 +101,8 @@ def crops(features: list[torch.Tensor], indices: torch.Tensor, generator: torch.
 
 
 def train(data: Path, out: Path, epochs: int = 30, batch_size: int = 32, lr: float = 2e-3, seed: int = 0,
-          width: int = 16, limit: int | None = None, log: bool = True, centre_bands: bool = False) -> dict:
+          width: int = 16, limit: int | None = None, log: bool = True, centre_bands: bool = False,
+          warp: bool = False) -> dict:
     """Train on ``data``'s train split, report accuracy on its valid split each epoch, save to ``out``."""
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
@@ -97,7 +120,7 @@ def train(data: Path, out: Path, epochs: int = 30, batch_size: int = 32, lr: flo
         total = 0.0
         for step in range(steps_per_epoch):
             chosen = order[step * batch_size:(step + 1) * batch_size]
-            x = augment(crops(features, chosen, generator), generator)
+            x = augment(crops(features, chosen, generator), generator, warp=warp)
             y = targets[chosen]
             logits = net(x)
             weight = torch.where(y == 2.0, 2.0, 1.0)
@@ -113,7 +136,7 @@ def train(data: Path, out: Path, epochs: int = 30, batch_size: int = 32, lr: flo
         if log:
             print(json.dumps(history[-1]), flush=True)
     detector = InstrumentDetector(net.eval())
-    detector.save_pretrained(out, {"trained_on": str(data), "epochs": epochs, "clips": len(features),
+    detector.save_pretrained(out, {"trained_on": str(data), "epochs": epochs, "clips": len(features), "warp": warp,
                                    "seconds": round(time.perf_counter() - start, 1), "final": history[-1]})
     return history[-1]
 
@@ -144,10 +167,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--centre-bands", action="store_true",
                         help="remove each mel band's mean over a window (invariance to a fixed equaliser)")
+    parser.add_argument("--warp", action="store_true",
+                        help="also stretch and shift each window's spectrum along the mel axis (formants of samples "
+                             "recorded at other pitches)")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N clips of each split")
     args = parser.parse_args(argv)
     final = train(Path(args.data), Path(args.out), args.epochs, args.batch_size, args.lr, args.seed, args.width,
-                  args.limit, centre_bands=args.centre_bands)
+                  args.limit, centre_bands=args.centre_bands, warp=args.warp)
     print(json.dumps(final))
     return 0
 

@@ -21,6 +21,12 @@ from tokenlm.lm.transformer import DecoderBlock, KVCache, RopeState
 
 #: position encodings: added sinusoids (MusicGen), rotary (RoPE), both (audiocraft ``sin_rope``), none
 POSITIONAL = ("sin", "rope", "sin_rope", "none")
+#: where prepended condition tokens sit: ``before`` audio position 0 (positions -P .. -1, tokenlm's layout), or
+#: ``shared``, counted from the first prepended token so audio starts at P (MusicGen-Melody, audiocraft's prepend)
+PREFIX_POSITIONS = ("before", "shared")
+#: padding among prepended tokens: ``masked`` (moved first, never attended) or ``attended`` (left in place as zero
+#: vectors and attended to like any token, as MusicGen-Melody and audiocraft's prepend fuser do)
+PREFIX_PADDING = ("masked", "attended")
 
 
 @dataclass
@@ -46,6 +52,8 @@ class LMConfig:
     cross_attention_mask: bool = True  # honour the condition's key-padding mask
     attention_backend: str = "sdpa"
     init_std: float = 0.02
+    prefix_positions: str = "before"  # see PREFIX_POSITIONS
+    prefix_padding: str = "masked"  # see PREFIX_PADDING
 
     def __post_init__(self) -> None:
         for name in ("num_codebooks", "cardinality", "dim", "num_layers", "num_heads", "ffn_dim"):
@@ -55,6 +63,12 @@ class LMConfig:
             raise ValueError(f"LMConfig.dim ({self.dim}) must be divisible by num_heads ({self.num_heads})")
         if self.positional not in POSITIONAL:
             raise ValueError(f"LMConfig.positional {self.positional!r} unknown; choose one of {POSITIONAL}")
+        if self.prefix_positions not in PREFIX_POSITIONS:
+            raise ValueError(
+                f"LMConfig.prefix_positions {self.prefix_positions!r} unknown; choose one of {PREFIX_POSITIONS}"
+            )
+        if self.prefix_padding not in PREFIX_PADDING:
+            raise ValueError(f"LMConfig.prefix_padding {self.prefix_padding!r} unknown; choose one of {PREFIX_PADDING}")
         if self.attention_backend not in ATTENTION_BACKENDS:
             raise ValueError(
                 f"unknown attention backend {self.attention_backend!r}; choose one of {ATTENTION_BACKENDS}"
@@ -197,7 +211,10 @@ class LMModel(PackingMixin, nn.Module):
         context = ConditionContext()
         if condition.cross is not None:
             context = self.cross_context(condition.cross.embeds, condition.cross.mask)
-        if condition.prepend is not None:
+        if condition.prepend is not None and self.config.prefix_padding == "attended":
+            mask = condition.prepend.mask[..., None].to(condition.prepend.embeds.dtype)  # [B, P, 1]
+            context.prefix = condition.prepend.embeds * mask  # [B, P, D]: padding as zero vectors, in place
+        elif condition.prepend is not None:
             prefix = right_align(condition.prepend)
             context.prefix = prefix.embeds  # [B, P, D]
             context.prefix_mask = None if bool(prefix.mask.all()) else prefix.mask  # [B, P]
@@ -218,6 +235,11 @@ class LMModel(PackingMixin, nn.Module):
             positions = torch.arange(size, device=device)
             self._position_table = sinusoidal_embedding(positions, self.config.dim, self.config.max_period)
         return self._position_table[start:end]
+
+    def _audio_origin(self, prefix: int) -> int:
+        """How many positions before the first audio step hold no position (the prepended tokens under
+        ``prefix_positions="before"``): a sequence position minus this is its position encoding."""
+        return prefix if self.config.prefix_positions == "before" else 0
 
     def _rope(self, start: int, steps: int, device: torch.device) -> RopeState:
         positions = torch.arange(start, start + steps, device=device)
@@ -268,7 +290,7 @@ class LMModel(PackingMixin, nn.Module):
         """
         if cache.length == 0:
             raise ValueError("decode_step continues a cache: run forward on the first step(s) first")
-        rows, position = tokens.shape[0], cache.length - cache.prefix  # audio position of this step
+        rows, position = tokens.shape[0], cache.length - self._audio_origin(cache.prefix)  # this step's position
         x = nn.functional.embedding(tokens + self.embedding_offsets, self.embeddings.view(-1, self.config.dim))
         x = x.sum(dim=1)  # [N, D]
         if condition is not None and condition.offset is not None:
@@ -300,7 +322,7 @@ class LMModel(PackingMixin, nn.Module):
 
         Prepended condition tokens (``condition.prefix``) go before the sequence on the first call only (with
         a cache they stay there); they take positions ``-P .. -1`` so audio positions start at 0 whatever P
-        is, and their outputs are stripped. A summed condition (``condition.offset``) is added to every
+        is (``prefix_positions="shared"``: ``0 .. P - 1``, audio from P), and their outputs are stripped. A summed condition (``condition.offset``) is added to every
         input embedding.
 
         Args:
@@ -348,7 +370,9 @@ class LMModel(PackingMixin, nn.Module):
                 raise ValueError(
                     f"KV cache holds {cache.capacity} steps; cannot append {num_prefix + steps} after {past}"
                 )
-        start = past - cache.prefix if past > 0 else 0  # audio position of the first step
+        total_prefix = cache.prefix if cache is not None else num_prefix
+        shift = 0 if self.config.prefix_positions == "before" else total_prefix  # position of audio step 0
+        start = (past - cache.prefix if past > 0 else 0) + shift  # position of the first audio step
         if self.config.cross_attention and (condition is None or condition.kv is None):
             raise ValueError("this LM cross-attends to a condition; pass one (use a null condition for none)")
         x = self.embed(sequence)  # [B, T, D]
@@ -358,7 +382,7 @@ class LMModel(PackingMixin, nn.Module):
         if self.config.positional in ("sin", "sin_rope"):
             x = x + self._positions(start, steps, x.device).to(x.dtype)
             if prefix is not None:
-                positions = torch.arange(-num_prefix, 0, device=x.device)
+                positions = torch.arange(shift - num_prefix, shift, device=x.device)
                 table = sinusoidal_embedding(positions, self.config.dim, self.config.max_period)
                 prefix = prefix.to(x.dtype) + table.to(x.dtype)  # [B, P, D]
         if self.config.positional in ("rope", "sin_rope"):
@@ -366,7 +390,6 @@ class LMModel(PackingMixin, nn.Module):
         if prefix is not None:
             x = torch.cat([prefix.to(x.dtype), x], dim=1)  # [B, P + T, D]
         prefix_mask = condition.prefix_mask if condition is not None else None
-        total_prefix = cache.prefix if cache is not None else num_prefix
         self_mask = self._self_mask(prefix_mask, total_prefix, past, x.shape[1])
         cross_kv, cross_mask = (None, None) if condition is None else (condition.kv, condition.mask)
         for layer, block in enumerate(self.blocks):
