@@ -139,6 +139,11 @@ class ChromaConditioner(Conditioner):
         return {"chroma": chroma, "null": null}
 
     # ------------------------------------------------------------------ conditioner
+    @property
+    def uses_training_audio(self) -> bool:
+        """True: in training, a model follows the chroma of its own clip (MusicGen-Melody's ``self_wav``)."""
+        return True
+
     def prepare(self, values: list[Any]) -> dict[str, Any]:
         return self.features(values)
 

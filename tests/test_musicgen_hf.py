@@ -224,15 +224,16 @@ def _copy_with_config(folder: Path, target: Path, edit) -> Path:
 def test_clear_errors(hf_musicgen, tmp_path: Path, tiny_t5_dir: Path) -> None:
     _, folder = hf_musicgen
 
-    def stereo(config: dict) -> None:
-        config["decoder"].update(audio_channels=2, num_codebooks=2 * K)
+    def stereo(config: dict) -> None:  # a mono checkpoint that claims to be stereo: its codec gives K, not K / 2
+        config["decoder"].update(audio_channels=2)
 
-    with pytest.raises(ValueError, match="stereo MusicGen"):
+    with pytest.raises(ValueError, match=f"gives the {K // 2} codebooks the MusicGen decoder predicts per channel"):
         load_musicgen_hf(_copy_with_config(folder, tmp_path / "stereo", stereo))
-    with pytest.raises(ValueError, match="stereo MusicGen"):
-        TextToAudio.from_pretrained(tmp_path / "stereo")
+    with pytest.raises(ValueError, match="audio_channels must be 1 .* or 2"):
+        load_musicgen_hf(_copy_with_config(folder, tmp_path / "surround",
+                                           lambda config: config["decoder"].update(audio_channels=6)))
     melody = _copy_with_config(folder, tmp_path / "melody", lambda config: config.update(model_type="musicgen_melody"))
-    with pytest.raises(ValueError, match="MusicGen-Melody"):
+    with pytest.raises(ValueError, match="no audio_enc_to_dec_proj"):  # a text-only checkpoint has no chroma route
         load_musicgen_hf(melody)
     with pytest.raises(ValueError, match="'t5' model, not a MusicGen"):
         load_musicgen_hf(tiny_t5_dir)

@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
+from conditioners.base import AudioValue
 from tokenlm.audio import (
     DEFAULT_LOUDNESS_DB,
     DEFAULT_NORMALIZE,
@@ -20,6 +22,7 @@ from tokenlm.audio import (
     check_level_target,
     check_normalize,
     level_audio,
+    read_audio,
     write_audio,
 )
 from tokenlm.backends import get_backend_class
@@ -29,6 +32,10 @@ from tokenlm.common.device import check_dtype
 from tokenlm.defaults import default_model_path, is_default_name, restore_hint
 
 Prompt = str | dict[str, Any]
+#: a melody: a file path, a ``[N]`` / ``[C, N]`` / ``[B, C, N]`` tensor or array, or an :class:`Audio`
+Melody = Any
+#: a melody quieter than this peak (-80 dBFS) is silent: it has no pitch to follow
+SILENT_PEAK = 1e-4
 
 
 @dataclass
@@ -110,6 +117,78 @@ def normalize_prompts(prompts: Prompt | Sequence[Prompt]) -> list[dict[str, Any]
                 f"prompt {index} must be a string or an attribute dict, got {type(prompt).__name__} {prompt!r}"
             )
     return attributes
+
+
+def _melody_items(melody: Melody, sample_rate: int | None) -> list[tuple[Any, int | None, str]]:
+    """A ``melody=`` argument as ``(source, rate, name)`` items: a list gives one each, an :class:`Audio` or a
+    ``[B, C, N]`` tensor one per row, anything else one."""
+    if isinstance(melody, (list, tuple)):
+        if not melody:
+            raise ValueError("melody is an empty list; give one melody for every prompt, or one for all")
+        items = []
+        for i, item in enumerate(melody):
+            items += [(src, rate, f"melody {i}") for src, rate, _ in _melody_items(item, sample_rate)]
+        return items
+    if isinstance(melody, Audio):
+        return [(row, melody.sample_rate, f"melody {i}") for i, row in enumerate(melody.wav)]
+    if isinstance(melody, np.ndarray):
+        melody = torch.from_numpy(np.ascontiguousarray(melody))
+    if isinstance(melody, torch.Tensor):
+        if melody.dim() == 1:
+            melody = melody[None]  # [1, N]
+        if melody.dim() == 3:
+            return [(row, sample_rate, f"melody {i}") for i, row in enumerate(melody)]
+        return [(melody, sample_rate, "melody")]
+    if isinstance(melody, (str, Path)):
+        return [(melody, None, f"melody {str(melody)!r}")]
+    raise ValueError(
+        f"melody must be a file path, a [N] / [C, N] / [B, C, N] tensor or array, an Audio, or a list of them; "
+        f"got {type(melody).__name__}"
+    )
+
+
+def melody_values(melody: Melody, sample_rate: int | None, batch: int, duration: float) -> list[AudioValue]:
+    """The melodies of ``generate(melody=...)``, one :class:`AudioValue` per prompt.
+
+    One melody serves every prompt; otherwise there must be one per prompt. Each is read (a path) or taken as it
+    is (tensors and arrays at ``sample_rate``, an :class:`Audio` at its own rate) and refused with one line when it
+    is unreadable, empty, not finite or silent. A melody longer than ``duration`` is cut to it, with a warning, as
+    MusicGen-Melody does.
+    """
+    import warnings
+
+    items = _melody_items(melody, sample_rate)
+    if len(items) not in (1, batch):
+        raise ValueError(f"got {len(items)} melodies for {batch} prompts; give one melody for every prompt, or one "
+                         "for all")
+    values = []
+    for source, rate, name in items:
+        if isinstance(source, (str, Path)):
+            try:
+                wav, rate = read_audio(source)  # [C, N]
+            except (OSError, RuntimeError, ValueError) as err:
+                raise ValueError(f"{name} cannot be read as audio: {err}") from err
+        else:
+            if rate is None:
+                raise ValueError(f"{name} is a tensor or array: pass its sample rate as melody_sample_rate")
+            if isinstance(rate, bool) or not isinstance(rate, numbers.Integral) or rate <= 0:
+                raise ValueError(f"melody_sample_rate must be a positive int, got {rate!r}")
+            if not source.is_floating_point():
+                raise ValueError(f"{name} must hold float samples (full scale 1.0), got dtype {source.dtype}")
+            wav, rate = source.float(), int(rate)
+        if wav.dim() != 2 or wav.shape[-1] == 0 or wav.shape[0] == 0:
+            raise ValueError(f"{name} is empty or not [C, N] audio (shape {tuple(wav.shape)})")
+        if not bool(torch.isfinite(wav).all()):
+            raise ValueError(f"{name} holds NaN or infinite samples")
+        if float(wav.abs().max()) < SILENT_PEAK:
+            raise ValueError(f"{name} is silent (peak below -80 dBFS): there is no melody to follow")
+        limit = round(duration * rate)
+        if wav.shape[-1] > limit:
+            warnings.warn(f"{name} lasts {wav.shape[-1] / rate:.2f} s, longer than the {duration:g} s asked for: "
+                          f"only its first {duration:g} s are followed", UserWarning, stacklevel=3)
+            wav = wav[:, :limit]
+        values.append(AudioValue(wav.contiguous(), int(rate)))
+    return values * batch if len(values) == 1 else values
 
 
 def _check_duration(duration: object) -> float:
@@ -243,6 +322,19 @@ class TextToAudio:
         """The prompt attributes this model is conditioned on (e.g. ``["description"]``)."""
         return self.backend.attributes
 
+    def melody_attribute(self) -> str:
+        """The attribute read by this model's chroma conditioner (what ``melody=`` feeds); ValueError naming the
+        models that take a melody when it has none."""
+        conditioners = getattr(self.backend.conditioning, "conditioners", {})
+        names = [name for name, conditioner in conditioners.items() if getattr(conditioner, "kind", "") == "chroma"]
+        if not names:
+            raise ValueError(
+                "this model takes no melody: melody= needs a model with a chroma conditioner (a MusicGen-Melody "
+                "folder from transformers or its `tokenlm convert musicgen-hf` checkpoint, or a model trained with "
+                f"a `chroma` conditioner); its conditioners read {self.attributes}"
+            )
+        return names[0]
+
     def generate(
         self,
         prompts: Prompt | Sequence[Prompt],
@@ -264,6 +356,8 @@ class TextToAudio:
         prompt_sample_rate: int | None = None,
         extend_stride: float | None = None,
         negative_prompt: str | list[str] | None = None,
+        melody: Melody | None = None,
+        melody_sample_rate: int | None = None,
     ) -> Audio:
         """Generate ``duration`` seconds of audio for each prompt.
 
@@ -284,12 +378,22 @@ class TextToAudio:
             extend_stride: seconds the window advances when ``duration`` exceeds the model's window (LM).
             negative_prompt: what guidance steers away from, one string for every prompt or one per prompt; a
                 sampling argument of the ``diffusers`` backend (needs ``cfg_coef > 1``).
+            melody: a tune to follow, in the timbre the text asks for (models with a chroma conditioner, such as
+                MusicGen-Melody): a file path, a ``[N]`` / ``[C, N]`` tensor or array at ``melody_sample_rate``, an
+                :class:`Audio`, or a list with one per prompt. Longer than ``duration``, it is cut (a warning).
         Returns:
             :class:`Audio` with ``wav`` ``[B, C, N]``, N = duration x sample rate.
         """
         attributes = normalize_prompts(prompts)
         duration = _check_duration(duration)
         seed = _check_seed(seed)
+        if melody is not None:
+            name = self.melody_attribute()
+            for item, value in zip(attributes, melody_values(melody, melody_sample_rate, len(attributes), duration),
+                                   strict=True):
+                item[name] = value
+        elif melody_sample_rate is not None:
+            raise ValueError("melody_sample_rate goes with melody=; no melody was given")
         given = dict(
             top_k=top_k, top_p=top_p, temperature=temperature, cfg_coef=cfg_coef, two_step_cfg=two_step_cfg,
             steps=steps, cfg_rescale=cfg_rescale, scheduler=scheduler, negative_prompt=negative_prompt,

@@ -43,6 +43,7 @@ def _generate(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         prompt_audio=args.prompt_audio,
         negative_prompt=args.negative_prompt,
+        melody=args.melody,
     )
     _save(audio, args, save_options)
     return 0
@@ -212,6 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="classifier-free guidance coefficient (1 = none; default 3 for LMs, 5 for diffusion)")
     _add_diffusion_options(gen)
     gen.add_argument("--prompt-audio", default=None, help="audio file to continue")
+    gen.add_argument("--melody", default=None,
+                     help="audio file of a tune to follow in the timbre the prompt asks for (models with a chroma "
+                          "conditioner, such as MusicGen-Melody)")
     gen.add_argument("--negative-prompt", default=None,
                      help="what guidance steers away from, for every prompt (diffusers pipeline folders)")
     gen.add_argument("--device", default=None, help="torch device, e.g. cuda (default: cpu)")

@@ -72,6 +72,7 @@ from tokenlm.common.hf import quiet_hf_loading
 from tokenlm.convert.torch_files import TensorPool, load_strict
 from tokenlm.lm.backend import LMBackend
 from tokenlm.lm.model import LMConfig, LMModel
+from tokenlm.lm.patterns import stereo_delays
 
 #: the attribute MusicGen's text condition is read from
 TEXT_ATTRIBUTE = "description"
@@ -225,11 +226,6 @@ def _read_config(folder: Path) -> MusicgenConfig | MusicgenMelodyConfig:
 def is_melody(config: MusicgenConfig | MusicgenMelodyConfig) -> bool:
     """True for a MusicGen-Melody config (chroma and text prepended, no cross-attention)."""
     return config.model_type == "musicgen_melody"
-
-
-def stereo_delays(num_codebooks: int) -> list[int]:
-    """Delays of stereo MusicGen's interleaved codebooks: each left/right pair shares one (0, 0, 1, 1, ...)."""
-    return [k // 2 for k in range(num_codebooks)]
 
 
 def _load_tokenizer(folder: Path) -> PreTrainedTokenizerBase:

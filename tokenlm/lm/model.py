@@ -322,8 +322,8 @@ class LMModel(PackingMixin, nn.Module):
 
         Prepended condition tokens (``condition.prefix``) go before the sequence on the first call only (with
         a cache they stay there); they take positions ``-P .. -1`` so audio positions start at 0 whatever P
-        is (``prefix_positions="shared"``: ``0 .. P - 1``, audio from P), and their outputs are stripped. A summed condition (``condition.offset``) is added to every
-        input embedding.
+        is (``prefix_positions="shared"``: ``0 .. P - 1``, audio from P), and their outputs are stripped. A
+        summed condition (``condition.offset``) is added to every input embedding.
 
         Args:
             sequence: ``[B, K, T]`` pattern-sequence tokens (special token = ``cardinality``).

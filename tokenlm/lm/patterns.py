@@ -74,6 +74,14 @@ def _gather_steps(sequence: torch.Tensor, step_index: torch.Tensor) -> torch.Ten
     return sequence.gather(2, index)
 
 
+def stereo_delays(num_codebooks: int) -> list[int]:
+    """Delays of interleaved stereo codebooks (left 0, right 0, left 1, ...): each left/right pair shares one,
+    0, 0, 1, 1, ... as stereo MusicGen lays them out."""
+    if num_codebooks < 2 or num_codebooks % 2:
+        raise ValueError(f"stereo codebooks come in left/right pairs: the count must be even, got {num_codebooks}")
+    return [k // 2 for k in range(num_codebooks)]
+
+
 def build_pattern(
     kind: str, num_codebooks: int, num_frames: int, delays: list[int] | None = None
 ) -> CodebookPattern:

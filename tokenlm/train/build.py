@@ -14,6 +14,7 @@ from conditioners.registry import get_conditioner_class
 from tokenlm.codecs import EncodecCodec, load_codec, tiny_encodec_config
 from tokenlm.lm.backend import LMBackend
 from tokenlm.lm.model import LMConfig, LMModel
+from tokenlm.lm.patterns import stereo_delays
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +127,10 @@ def build_lm_backend(
     lm = LMModel(LMConfig(num_codebooks=codec.num_codebooks, cardinality=codec.cardinality, **model_cfg))
     conditioners = [build_conditioner(e, lm.config.dim, captions, work_dir, values_of) for e in entries]
     solver = cfg["solver"]
+    pattern = cfg.get("pattern", "delay")
+    delays = stereo_delays(codec.num_codebooks) if codec.channels == 2 and pattern == "delay" else None
     return LMBackend(
-        lm, codec, conditioners, routes=routes, pattern=cfg.get("pattern", "delay"),
+        lm, codec, conditioners, routes=routes, pattern=pattern, delays=delays,
         max_duration=float(cfg["data"]["segment_duration"]), cfg_dropout=float(solver["cfg_dropout"]),
         sampling=dict(cfg.get("generation") or {}),
     )

@@ -82,6 +82,20 @@ def prepare_token_cache(cfg: dict[str, Any], backend: torch.nn.Module) -> None:
     encode_manifest(train, backend.codec, cache, batch_size=16)
 
 
+def copy_initial_model(source: Path, init_dir: Path) -> None:
+    """Start a run from a saved checkpoint folder (``init_from``: fine-tuning, e.g. a converted MusicGen): it is
+    copied, whole, as the run's initial model; the recipe's model, codec and conditioner settings are not used."""
+    import shutil
+
+    if not (source / "config.json").is_file():
+        raise FileNotFoundError(f"init_from {str(source)!r} is not a tokenlm checkpoint folder (no config.json): "
+                                "convert a model first (tokenlm convert ...)")
+    staging = init_dir.with_name(init_dir.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(source, staging)
+    staging.rename(init_dir)
+
+
 def load_training_backend(kind: str, directory: Path, device: torch.device) -> torch.nn.Module:
     """The saved initial model of a run: a generation backend, or a codec being trained (``backend: codec``)."""
     if kind == "codec":
@@ -115,6 +129,8 @@ def run(overrides: list[str]) -> Path:
             run_dir.mkdir(parents=True, exist_ok=True)
             prepare_data(cfg, True)
             init_dir = run_dir / "init"
+            if cfg.get("init_from") and not (init_dir / "config.json").is_file():
+                copy_initial_model(Path(cfg["init_from"]), init_dir)
             if not (init_dir / "config.json").is_file():
                 train = cfg["data"]["train"]
                 manifests = train if isinstance(train, list) else [train]
