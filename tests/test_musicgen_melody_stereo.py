@@ -377,7 +377,8 @@ def test_stereo_codec_interleaves_two_mono_channels() -> None:
     stereo = StereoEncodecCodec(mono)
     wav = torch.randn(2, 2, 3200, generator=torch.Generator().manual_seed(0)) * 0.2  # [B, 2, N]
     codes = stereo.encode(wav)
-    assert codes.shape == (2, 8, 10) and (stereo.channels, stereo.num_codebooks, stereo.latent_dim) == (2, 8, 2 * mono.latent_dim)
+    assert codes.shape == (2, 8, 10)
+    assert (stereo.channels, stereo.num_codebooks, stereo.latent_dim) == (2, 8, 2 * mono.latent_dim)
     assert torch.equal(codes[:, 0::2], mono.encode(wav[:, :1]))
     assert torch.equal(codes[:, 1::2], mono.encode(wav[:, 1:]))
     decoded = stereo.decode(codes)
