@@ -16,7 +16,9 @@ over the whole window, as in MusicGen-Melody. The model reads them as prepended 
 
 The null value is MusicGen-Melody's, not zeros: "no melody" is the chroma of silence, every frame on C (class 0),
 projected like any other; its mask is valid. A model converted from transformers therefore guides exactly as it
-does, and one trained here learns "no melody" from the same input.
+does, and one trained here learns "no melody" from the same input. ``null_chroma="silence"`` instead takes the
+chroma the analysis itself gives a silent waveform, as audiocraft does: the same one-hot C with ``argmax``, all-zero
+frames (only the projection's bias left) without it.
 
 audiocraft separates the melody stems with Demucs before the chroma. No Demucs weights are available offline, so
 the whole mix is used, as transformers does when it is given a waveform.
@@ -41,6 +43,9 @@ from conditioners.base import AudioValue, Condition, Conditioner
 
 #: pitch-class names of the 12 chroma bins, from C
 PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+#: what "no melody" is: ``one_hot_c`` (class C in every frame, transformers' MusicGen-Melody, whatever ``argmax``
+#: says) or ``silence`` (the chroma of a silent waveform: one-hot C with ``argmax``, zeros without; audiocraft's)
+NULL_CHROMA = ("one_hot_c", "silence")
 
 
 class ChromaConditioner(Conditioner):
@@ -54,6 +59,7 @@ class ChromaConditioner(Conditioner):
         num_chroma: pitch classes (12).
         chroma_length: frames the condition always has; the melody's frames are repeated and cut to it (235).
         argmax: one-hot of the strongest class per frame (MusicGen-Melody); False keeps the normalised chroma.
+        null_chroma: the chroma of "no melody", one of :data:`NULL_CHROMA` (they differ only without ``argmax``).
     """
 
     kind = "chroma"
@@ -70,17 +76,21 @@ class ChromaConditioner(Conditioner):
         num_chroma: int = 12,
         chroma_length: int = 235,
         argmax: bool = True,
+        null_chroma: str = "one_hot_c",
     ) -> None:
         super().__init__(attribute, output_dim)
         for name, value in (("sample_rate", sample_rate), ("n_fft", n_fft), ("hop_length", hop_length),
                             ("num_chroma", num_chroma), ("chroma_length", chroma_length)):
             if isinstance(value, bool) or int(value) != value or value < 1:
                 raise ValueError(f"ChromaConditioner {name} must be a positive whole number, got {value!r}")
+        if null_chroma not in NULL_CHROMA:
+            raise ValueError(f"ChromaConditioner null_chroma {null_chroma!r} unknown; choose one of {NULL_CHROMA}")
         if not chunk_length > 0:
             raise ValueError(f"ChromaConditioner chunk_length must be > 0 seconds, got {chunk_length!r}")
         self.sample_rate, self.n_fft, self.hop_length = int(sample_rate), int(n_fft), int(hop_length)
         self.chunk_length, self.num_chroma = float(chunk_length), int(num_chroma)
         self.chroma_length, self.argmax = int(chroma_length), bool(argmax)
+        self.null_chroma = null_chroma
         self.proj = nn.Linear(self.num_chroma, output_dim)  # transformers' audio_enc_to_dec_proj
         self._filters: torch.Tensor | None = None  # [num_chroma, n_fft // 2 + 1], built on first use
 
@@ -119,22 +129,26 @@ class ChromaConditioner(Conditioner):
             return chroma
         return nn.functional.one_hot(chroma.argmax(-1), self.num_chroma).to(chroma.dtype)
 
+    def _null_rows(self, batch: int, frames: int) -> torch.Tensor:
+        """``[batch, frames, num_chroma]`` chroma of "no melody" (see :data:`NULL_CHROMA`)."""
+        chroma = torch.zeros(batch, frames, self.num_chroma)
+        if self.argmax or self.null_chroma == "one_hot_c":
+            chroma[..., 0] = 1.0  # silence's strongest class is C (all tie at zero)
+        return chroma
+
     def features(self, values: list[Any]) -> dict[str, Any]:
-        """The chroma of a batch of melodies: ``chroma`` ``[B, T, num_chroma]`` (null rows: class 0 in every
-        frame) and ``null`` ``[B]`` bool."""
+        """The chroma of a batch of melodies: ``chroma`` ``[B, T, num_chroma]`` (null rows: see
+        :data:`NULL_CHROMA`) and ``null`` ``[B]`` bool."""
         null = torch.tensor([value is None for value in values], dtype=torch.bool)
         melodies = [self._mono(value) for value in values if value is not None]
         if not melodies:
-            chroma = torch.zeros(len(values), 1, self.num_chroma)
-            chroma[..., 0] = 1.0
-            return {"chroma": chroma, "null": null}
+            return {"chroma": self._null_rows(len(values), 1), "null": null}
         limit = round(self.chunk_length * self.sample_rate)
         longest = min(max(m.shape[0] for m in melodies), limit)
         batch = torch.stack([nn.functional.pad(m[:longest], (0, longest - min(m.shape[0], longest)))
                              for m in melodies])  # [n, N]: zero-padded to the longest, like the feature extractor
         found = self.chroma(batch)  # [n, T, C]
-        chroma = torch.zeros(len(values), found.shape[1], self.num_chroma)
-        chroma[..., 0] = 1.0  # the null melody: silence, whose strongest class is C
+        chroma = self._null_rows(len(values), found.shape[1])  # [B, T, C]
         chroma[~null] = found
         return {"chroma": chroma, "null": null}
 
@@ -161,4 +175,5 @@ class ChromaConditioner(Conditioner):
             "attribute": self.attribute, "output_dim": self.output_dim, "sample_rate": self.sample_rate,
             "n_fft": self.n_fft, "hop_length": self.hop_length, "chunk_length": self.chunk_length,
             "num_chroma": self.num_chroma, "chroma_length": self.chroma_length, "argmax": self.argmax,
+            "null_chroma": self.null_chroma,
         }
