@@ -14,7 +14,10 @@ import pytest
 import torch
 import yaml
 
-from tokenlm.convert.audiocraft_config import unsupported_options
+from conditioners.base import AudioValue
+from conditioners.chroma import ChromaConditioner
+from tokenlm.codecs.stereo import StereoEncodecCodec
+from tokenlm.convert.audiocraft_config import chroma_settings, condition_routes, conditioner_order, unsupported_options
 from tokenlm.convert.audiocraft_lm import convert_audiocraft, load_audiocraft
 from tokenlm.lm.sampling import SamplingParams
 
@@ -65,6 +68,50 @@ def best_state(t5_width: int = 32, seed: int = 0) -> dict[str, torch.Tensor]:
     state |= {f"{c}description.output_proj.weight": rand(DIM, t5_width), f"{c}description.output_proj.bias": rand(DIM)}
     state |= {f"{c}genre.embed.weight": rand(64, 16), f"{c}genre.output_proj.weight": rand(DIM, 16),
               f"{c}genre.output_proj.bias": rand(DIM)}
+    return state
+
+
+def melody_xp_cfg() -> dict:
+    """MusicGen-Melody's xp.cfg shape (config/conditioner/chroma2music.yaml) at a tiny scale: chroma and T5
+    description prepended, no cross-attention, 16 kHz chroma with 4096-sample windows over a 2 s window."""
+    cfg = xp_cfg()
+    cfg["sample_rate"] = 16000
+    cfg["fuser"] |= {"cross": [], "prepend": ["self_wav", "description"]}
+    chroma = {"sample_rate": "${sample_rate}", "n_chroma": 12, "radix2_exp": 12, "argmax": True,
+              "match_len_on_eval": False, "eval_wavs": None, "n_eval_wavs": 100, "cache_path": None}
+    cfg["conditioners"] = {"self_wav": {"model": "chroma_stem", "chroma_stem": chroma},
+                           "description": cfg["conditioners"]["description"]}
+    return cfg
+
+
+def melody_best_state(seed: int = 0) -> dict[str, torch.Tensor]:
+    """:func:`best_state` for :func:`melody_xp_cfg`: no cross-attention, no genre, the chroma's projection and
+    STFT window."""
+    state = {name: t for name, t in best_state(seed=seed).items()
+             if "cross" not in name and ".genre." not in name}
+    gen = torch.Generator().manual_seed(seed + 1)
+    c = "condition_provider.conditioners.self_wav."
+    state |= {f"{c}output_proj.weight": torch.randn(DIM, 12, generator=gen), f"{c}output_proj.bias": torch.randn(DIM),
+              f"{c}chroma.spec.window": torch.hann_window(4096)}
+    return state
+
+
+def stereo_xp_cfg() -> dict:
+    """Stereo MusicGen's xp.cfg shape: 2 x 4 interleaved codebooks, each left/right pair delayed together."""
+    cfg = xp_cfg()
+    cfg["transformer_lm"]["n_q"] = 2 * N_Q
+    cfg["codebooks_pattern"]["delay"]["delays"] = [k // 2 for k in range(2 * N_Q)]
+    cfg["interleave_stereo_codebooks"] = {"use": True, "per_timestep": False}
+    cfg["compression_model_n_q"] = N_Q
+    return cfg
+
+
+def stereo_best_state() -> dict[str, torch.Tensor]:
+    state = best_state()
+    gen = torch.Generator().manual_seed(5)
+    for k in range(N_Q, 2 * N_Q):
+        state[f"emb.{k}.weight"] = 0.1 * torch.randn(CARD + 1, DIM, generator=gen)
+        state[f"linears.{k}.weight"] = 0.1 * torch.randn(CARD, DIM, generator=gen)
     return state
 
 
@@ -131,23 +178,110 @@ def _mutated(**changes: object) -> dict:
 def test_every_unsupported_option_is_listed() -> None:
     from omegaconf import OmegaConf
 
-    assert unsupported_options(OmegaConf.create(xp_cfg())) == []
+    for supported in (xp_cfg(), melody_xp_cfg(), stereo_xp_cfg()):
+        assert unsupported_options(OmegaConf.create(supported)) == []
     cfg = _mutated(transformer_lm__norm_first=False, transformer_lm__xpos=True,
-                   transformer_lm__positional_embedding="rope_2d", fuser__prepend=["self_wav"],
-                   codebooks_pattern__modeling="unroll", transformer_lm__layer_scale=0.1)
+                   transformer_lm__positional_embedding="rope_2d", fuser__input_interpolate=["genre"],
+                   codebooks_pattern__modeling="unroll", transformer_lm__layer_scale=0.1, transformer_lm__n_q=5,
+                   compression_model_n_q=4)
     cfg["conditioners"]["genre"]["lut"]["tokenizer"] = "whitespace"
-    cfg["interleave_stereo_codebooks"] = {"use": True, "per_timestep": False}
+    cfg["interleave_stereo_codebooks"] = {"use": True, "per_timestep": True}
+    cfg["conditioners"]["clap"] = {"model": "clap", "clap": {}}
     problems = unsupported_options(OmegaConf.create(cfg))
-    for expected in ("norm_first=False", "xpos=True", "'rope_2d'", "fuser.prepend=['self_wav']",
+    for expected in ("norm_first=False", "xpos=True", "'rope_2d'", "fuser.input_interpolate=['genre']",
                      "modeling='unroll'", "layer_scale=0.1", "tokenizer='whitespace'",
-                     "interleave_stereo_codebooks.use=True"):
+                     "interleave_stereo_codebooks.per_timestep=True", "n_q=5 with interleave_stereo_codebooks",
+                     "compression_model_n_q=4 (the codec's codebooks per channel must be transformer_lm.n_q=5 / 2",
+                     "conditioners.clap.model='clap'", "conditioner 'clap' is routed nowhere"):
+        assert any(expected in p for p in problems), (expected, problems)
+
+
+def test_every_unsupported_melody_option_is_listed() -> None:
+    from omegaconf import OmegaConf
+
+    cfg = melody_xp_cfg()
+    cfg["conditioners"]["self_wav"]["chroma_stem"] |= {"eval_wavs": "egs/musiccaps", "norm": 2, "winlen": 2048,
+                                                       "nfft": 4096, "demucs": "mdx"}
+    cfg["fuser"] |= {"prepend": ["description"], "cross": ["self_wav"]}
+    cfg["conditioners"]["melody"] = {"model": "lut", "lut": {"n_bins": 8, "dim": 4, "tokenizer": "noop"}}
+    cfg["fuser"]["sum"] = ["melody"]
+    del cfg["dataset"]
+    problems = unsupported_options(OmegaConf.create(cfg))
+    for expected in ("eval_wavs='egs/musiccaps'", "norm=2", "winlen=2048 with nfft=4096", "chroma_stem.demucs",
+                     "fuser.cross has the chroma condition 'self_wav'", "dataset.segment_duration=None",
+                     "both be tokenlm's attribute 'melody'", "fuser.sum has 'melody' after the prepended"):
         assert any(expected in p for p in problems), (expected, problems)
 
 
 def test_unsupported_variant_is_refused_with_the_list(tmp_path: Path, tiny_t5_dir: Path) -> None:
-    src = write_checkpoint(tmp_path / "melody", cfg=_mutated(fuser__prepend=["self_wav"], transformer_lm__kv_repeat=2))
-    with pytest.raises(ValueError, match=r"cannot reproduce exactly:\n.*kv_repeat=2[\s\S]*MusicGen-Melody"):
+    cfg = _mutated(fuser__input_interpolate=["genre"], transformer_lm__kv_repeat=2)
+    src = write_checkpoint(tmp_path / "interpolated", cfg=cfg)
+    with pytest.raises(ValueError, match=r"cannot reproduce exactly:\n.*kv_repeat=2[\s\S]*input_interpolate"):
         load_audiocraft(src, t5=tiny_t5_dir)
+
+
+def test_melody_layout_follows_audiocraft() -> None:
+    """audiocraft's fuser puts each prepended condition in front of those before it in its walk (text
+    conditioners, then waveform ones): the chroma comes first whatever ``fuser.prepend`` lists."""
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.create(melody_xp_cfg())
+    assert conditioner_order(cfg) == ["self_wav", "description"]
+    assert condition_routes(cfg) == {"melody": "prepend", "description": "prepend"}
+    raw = melody_xp_cfg()
+    raw["conditioners"] = dict(reversed(raw["conditioners"].items()))  # listed description first
+    raw["conditioners"]["genre"] = {"model": "lut", "lut": {"n_bins": 8, "dim": 4, "tokenizer": "noop"}}
+    raw["fuser"] |= {"prepend": ["description", "self_wav"], "cross": ["genre"]}
+    assert conditioner_order(OmegaConf.create(raw)) == ["self_wav", "genre", "description"]
+    released = melody_xp_cfg() | {"sample_rate": 32000, "dataset": {"segment_duration": 30.0}}
+    released["conditioners"]["self_wav"]["chroma_stem"]["radix2_exp"] = 14
+    settings = chroma_settings(OmegaConf.create(released), "self_wav")
+    assert settings == {"sample_rate": 32000, "n_fft": 16384, "hop_length": 4096, "num_chroma": 12,
+                        "chroma_length": 235, "chunk_length": (234 * 4096 + 8192) / 32000, "argmax": True,
+                        "null_chroma": "silence"}  # transformers' MusicGen-Melody has chroma_length 235 too
+
+
+def test_melody_checkpoint_loads_generates_and_converts(tmp_path: Path, tiny_t5_dir: Path, codec_dir: Path) -> None:
+    from tokenlm.api import TextToAudio
+
+    src = write_checkpoint(tmp_path / "melody", cfg=melody_xp_cfg(), state=melody_best_state())
+    backend = load_audiocraft(src, t5=tiny_t5_dir, encodec=codec_dir)
+    cfg = backend.lm.config
+    assert (cfg.cross_attention, cfg.prefix_positions, cfg.prefix_padding) == (False, "shared", "attended")
+    assert backend.attributes == ["melody", "description"] and backend.cfg_dropout == 0.1
+    chroma = backend.conditioning.conditioners["melody"]
+    assert isinstance(chroma, ChromaConditioner)
+    assert (chroma.chroma_length, chroma.n_fft, chroma.hop_length, chroma.null_chroma) == (32, 4096, 1024, "silence")
+    weight = melody_best_state()["condition_provider.conditioners.self_wav.output_proj.weight"]
+    torch.testing.assert_close(chroma.proj.weight, weight)
+
+    t = torch.arange(16000) / 16000
+    tune = AudioValue((0.5 * torch.sin(2 * torch.pi * 440.0 * t))[None], 16000)
+    prompts = [{"description": "soft rain", "melody": tune}, {"description": "a loud drum solo"}]
+    codes = backend.generate_tokens(prompts, 0.2, SamplingParams(temperature=0.0))
+    assert codes.shape == (2, N_Q, 10)
+    out = convert_audiocraft(src, tmp_path / "converted", t5=tiny_t5_dir, encodec=codec_dir)
+    model = TextToAudio.from_pretrained(out, dtype="float32")
+    assert model.backend.lm.config == cfg
+    assert torch.equal(codes, model.backend.generate_tokens(prompts, 0.2, SamplingParams(temperature=0.0)))
+
+
+def test_melody_checkpoint_window_must_match_the_config(tmp_path: Path, tiny_t5_dir: Path, codec_dir: Path) -> None:
+    state = melody_best_state()
+    state["condition_provider.conditioners.self_wav.chroma.spec.window"] = torch.hann_window(16384)
+    src = write_checkpoint(tmp_path / "melody", cfg=melody_xp_cfg(), state=state)
+    with pytest.raises(ValueError, match=r"chroma.spec.window \(16384,\) is not the Hann window of 4096"):
+        load_audiocraft(src, t5=tiny_t5_dir, encodec=codec_dir)
+
+
+def test_stereo_checkpoint_loads_with_the_stereo_codec(tmp_path: Path, tiny_t5_dir: Path, codec_dir: Path) -> None:
+    src = write_checkpoint(tmp_path / "stereo", cfg=stereo_xp_cfg(), state=stereo_best_state())
+    backend = load_audiocraft(src, t5=tiny_t5_dir, encodec=codec_dir)
+    assert isinstance(backend.codec, StereoEncodecCodec)
+    assert (backend.codec.channels, backend.codec.num_codebooks, backend.lm.config.num_codebooks) == (2, 8, 8)
+    assert backend.delays == [0, 0, 1, 1, 2, 2, 3, 3]
+    codes = backend.generate_tokens([{"description": "soft rain"}], 0.2, SamplingParams(temperature=0.0))
+    assert codes.shape == (1, 2 * N_Q, 10) and backend.decode(codes).shape == (1, 2, 3200)
 
 
 @pytest.mark.parametrize(

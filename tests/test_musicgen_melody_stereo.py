@@ -301,6 +301,9 @@ def test_melody_converts_and_generates_through_the_api(melody_model, tmp_path: P
     each = direct.generate(PROMPTS, 0.3, seed=0, melody=[other_tune, tune_path], melody_sample_rate=RATE,
                            return_codes=True)
     assert not torch.equal(each.codes[0], a.codes[0])
+    two_channels = direct.generate(PROMPTS, 0.3, seed=0, melody=scale_tune(1.0).expand(2, -1),
+                                   melody_sample_rate=RATE, return_codes=True)  # mixed to mono first
+    assert torch.equal(two_channels.codes, a.codes)
     without = direct.generate(PROMPTS, 0.3, seed=0, return_codes=True)  # text alone, as transformers does
     assert not torch.equal(without.codes, a.codes)
 

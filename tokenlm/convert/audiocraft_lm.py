@@ -21,6 +21,8 @@ audiocraft ``LMModel``                                 tokenlm
 ``out_norm``                                           ``lm.out_norm``
 ``condition_provider.conditioners.{name}`` (t5)        :class:`~conditioners.text.t5.T5Conditioner`
 ``condition_provider.conditioners.{name}`` (lut/noop)  :class:`~conditioners.hashed_lut.HashedLUTConditioner`
+``... .{name}.output_proj`` (chroma_stem)              :class:`~conditioners.chroma.ChromaConditioner` ``proj``
+                                                       (``self_wav`` becomes the attribute ``melody``)
 =====================================================  =====================================================
 
 Semantics kept from audiocraft: its cross-attention does not mask padding (padded condition positions are zero
@@ -28,6 +30,22 @@ vectors that take part in the softmax), so the converted LM has ``cross_attentio
 for classifier-free guidance is an all-zero embedding, which is what tokenlm's conditioners give for ``None``.
 RoPE rotates adjacent feature pairs (``rope_interleaved=True``); positions are those of a full, non-streaming
 forward pass at every generation step.
+
+**MusicGen-Melody** (``fuser.prepend``, a ``chroma_stem`` conditioner named ``self_wav``): prepended conditions
+go before the audio in audiocraft's fuser order (the chroma, then the description: see
+:mod:`~tokenlm.convert.audiocraft_config`); positions count from the first prepended token
+(``prefix_positions="shared"``) and the description's padding stays in place as zero vectors that are attended to
+(``prefix_padding="attended"``); without cross-attended conditions the LM has no cross-attention. The chroma is
+computed as audiocraft's ``MusicGen.get_pretrained`` runs it (``match_len_on_eval`` forced on): always the
+training window's number of frames, a short melody repeated, never masked, "no melody" the chroma of silence.
+audiocraft first separates the melody's vocals and "other" stems with Demucs (``htdemucs``); no Demucs weights
+are available offline, so **the converted model takes the chroma of the whole mix** it is given, as transformers'
+MusicGen-Melody does with a waveform: give it a melody without drums and bass for audiocraft's behaviour.
+
+**Stereo MusicGen** (``interleave_stereo_codebooks.use``): the LM predicts both channels' codebooks interleaved
+(left 0, right 0, left 1, ...) with the delays of ``codebooks_pattern.delay.delays`` (0, 0, 1, 1, ... in the
+releases); the codec is :class:`~tokenlm.codecs.stereo.StereoEncodecCodec` around the mono EnCodec, which codes
+each channel with ``n_q / 2`` codebooks.
 
 Example:
     >>> backend = load_audiocraft("/models/musicgen-small", t5="/models/t5-base")  # doctest: +SKIP
@@ -44,17 +62,23 @@ from omegaconf import DictConfig
 from transformers import T5EncoderModel
 
 from conditioners.base import Conditioner
+from conditioners.chroma import ChromaConditioner
 from conditioners.hashed_lut import HashedLUTConditioner
 from conditioners.text.frozen import load_pretrained, load_tokenizer
 from conditioners.text.t5 import T5Conditioner
-from tokenlm.codecs.encodec import EncodecCodec
+from tokenlm.codecs.base import Codec
+from tokenlm.codecs.stereo import StereoEncodecCodec
 from tokenlm.common.hf import quiet_hf_loading
 from tokenlm.convert.audiocraft_config import (
+    chroma_settings,
     codebook_pattern,
     condition_routes,
+    conditioner_order,
     lm_config,
     read_audiocraft_package,
     select,
+    stereo,
+    tokenlm_attribute,
     training_window,
     unsupported_options,
 )
@@ -209,33 +233,56 @@ def _lut_conditioner(name: str, options: dict[str, Any], pool: TensorPool, dim: 
     return conditioner
 
 
+def _chroma_conditioner(cfg: DictConfig, name: str, pool: TensorPool, dim: int) -> ChromaConditioner:
+    """A ``chroma_stem`` conditioner: the chroma analysis of :func:`chroma_settings`, ``output_proj`` as ``proj``."""
+    prefix = f"{_CONDITIONERS}{name}."
+    conditioner = ChromaConditioner(tokenlm_attribute(name), dim, **chroma_settings(cfg, name))
+    window = pool.take(f"{prefix}chroma.spec.window") if pool.has(f"{prefix}chroma.spec.window") else None
+    expected = torch.hann_window(conditioner.n_fft)
+    if window is not None and (window.shape != expected.shape or not torch.allclose(window.float(), expected)):
+        raise ValueError(
+            f"the STFT window stored in {prefix}chroma.spec.window ({tuple(window.shape)}) is not the Hann window of "
+            f"{conditioner.n_fft} samples that xp.cfg's chroma settings give: the checkpoint and its config disagree"
+        )
+    state = {"weight": pool.take(f"{prefix}output_proj.weight", (dim, conditioner.num_chroma)),
+             "bias": pool.take(f"{prefix}output_proj.bias", (dim,))}
+    load_strict(conditioner.proj, state, f"audiocraft {name!r} chroma projection")
+    return conditioner
+
+
 def build_conditioners(
     cfg: DictConfig, pool: TensorPool, dim: int, t5: str | Path | None = None
 ) -> tuple[list[Conditioner], dict[str, str]]:
-    """tokenlm conditioners (weights from ``pool``) and their routes, in ``xp.cfg`` order."""
+    """tokenlm conditioners (weights from ``pool``) in the order that concatenates each route's conditions as
+    audiocraft does (:func:`conditioner_order`), and their routes (keyed by tokenlm attribute)."""
     conditioners: list[Conditioner] = []
-    for name, spec in (select(cfg, "conditioners", {}) or {}).items():
-        if name == "args":
-            continue
-        options = dict(spec[spec["model"]] or {})
-        if spec["model"] == "t5":
+    specs = select(cfg, "conditioners", {}) or {}
+    for name in conditioner_order(cfg):
+        model = specs[name]["model"]
+        options = dict(specs[name][model] or {})
+        if model == "t5":
             conditioners.append(_t5_conditioner(name, options, pool, dim, t5))
-        else:
+        elif model == "lut":
             conditioners.append(_lut_conditioner(name, options, pool, dim))
+        else:
+            conditioners.append(_chroma_conditioner(cfg, name, pool, dim))
     return conditioners, condition_routes(cfg)
 
 
 # ----------------------------------------------------------------------------------------------- loading
 
 
-def _codec(folder: Path, num_codebooks: int, encodec: str | Path | None) -> EncodecCodec:
+def _codec(folder: Path, num_codebooks: int, encodec: str | Path | None, two_channels: bool = False) -> Codec:
+    """The compression model with the LM's ``num_codebooks`` (per channel pair: a stereo codec of the mono one)."""
     package = load_torch_file(folder / COMPRESSION_FILE, "audiocraft compression checkpoint")
     if not isinstance(package, dict):
         raise ValueError(
             f"audiocraft compression checkpoint {str(folder / COMPRESSION_FILE)!r} holds a {type(package).__name__}, "
             "not a dict ({'xp.cfg', 'best_state'} or {'pretrained'})"
         )
-    return encodec_from_audiocraft(package, pretrained_dir=encodec, num_codebooks=num_codebooks)
+    per_channel = num_codebooks // 2 if two_channels else num_codebooks
+    mono = encodec_from_audiocraft(package, pretrained_dir=encodec, num_codebooks=per_channel)
+    return StereoEncodecCodec(mono) if two_channels else mono
 
 
 def _check_folder(src: str | Path) -> Path:
@@ -268,7 +315,8 @@ def load_audiocraft(
         device: where to put the backend (default CPU).
     Returns:
         an :class:`LMBackend` in eval mode with audiocraft's pattern, training window
-        (``dataset.segment_duration``) and condition dropout.
+        (``dataset.segment_duration``) and condition dropout; a MusicGen-Melody takes ``melody`` (the chroma of
+        the whole mix: no Demucs stem separation offline), a stereo MusicGen decodes two channels.
     Raises:
         FileNotFoundError: ``src`` does not exist.
         ValueError: unreadable or non-weight files, an unsupported architecture variant (all of them listed),
@@ -289,7 +337,7 @@ def load_audiocraft(
     _drop_rope_tables(pool, config)
     conditioners, routes = build_conditioners(cfg, pool, config.dim, t5)
     pool.check_consumed()
-    codec = _codec(folder, config.num_codebooks, encodec)
+    codec = _codec(folder, config.num_codebooks, encodec, two_channels=stereo(cfg))
     pattern, delays = codebook_pattern(cfg, config.num_codebooks)
     backend = LMBackend(
         lm, codec, conditioners, routes=routes, pattern=pattern, delays=delays, max_duration=training_window(cfg),
