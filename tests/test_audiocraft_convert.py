@@ -91,7 +91,8 @@ def melody_best_state(seed: int = 0) -> dict[str, torch.Tensor]:
              if "cross" not in name and ".genre." not in name}
     gen = torch.Generator().manual_seed(seed + 1)
     c = "condition_provider.conditioners.self_wav."
-    state |= {f"{c}output_proj.weight": torch.randn(DIM, 12, generator=gen), f"{c}output_proj.bias": torch.randn(DIM),
+    state |= {f"{c}output_proj.weight": torch.randn(DIM, 12, generator=gen),
+              f"{c}output_proj.bias": torch.randn(DIM, generator=gen),
               f"{c}chroma.spec.window": torch.hann_window(4096)}
     return state
 
@@ -270,7 +271,7 @@ def test_melody_checkpoint_window_must_match_the_config(tmp_path: Path, tiny_t5_
     state = melody_best_state()
     state["condition_provider.conditioners.self_wav.chroma.spec.window"] = torch.hann_window(16384)
     src = write_checkpoint(tmp_path / "melody", cfg=melody_xp_cfg(), state=state)
-    with pytest.raises(ValueError, match=r"chroma.spec.window \(16384,\) is not the Hann window of 4096"):
+    with pytest.raises(ValueError, match=r"window \(shape \(16384,\)\) is not the Hann window of 4096 samples"):
         load_audiocraft(src, t5=tiny_t5_dir, encodec=codec_dir)
 
 

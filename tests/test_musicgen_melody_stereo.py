@@ -252,31 +252,54 @@ def test_melody_layout_flags_are_what_makes_parity(melody_model) -> None:
         setattr(backend.lm.config, field, "shared" if field == "prefix_positions" else "attended")
 
 
-def test_melody_top_k_sampling_draws_from_the_same_distribution(melody_model) -> None:
-    """Top-k 5 with guidance: the first frame's codebook-0 token, 600 draws each from transformers and tokenlm,
-    compared by a chi-square test of homogeneity."""
-    model, folder = melody_model
-    backend = load_musicgen_hf(folder)
-    draws = 600
-    tune = AudioValue(scale_tune(), RATE)
-    chroma = backend.conditioning.conditioners["melody"].features([tune])["chroma"].expand(draws, -1, -1)
-    inputs = AutoTokenizer.from_pretrained(folder)([PROMPTS[1]] * draws, padding=True, return_tensors="pt")
+def _first_frame_draws(model, backend, folder: Path, attribute: dict, extra: dict, codebooks: int,
+                       draws: int = 600) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[draws, codebooks]`` first-frame tokens of the first ``codebooks`` codebooks (those sampled at the first
+    step: no earlier token differs between draws), from transformers and from tokenlm, top-k 5 with guidance."""
+    inputs = AutoTokenizer.from_pretrained(folder)([attribute["description"]] * draws, padding=True,
+                                                   return_tensors="pt")
     torch.manual_seed(0)
     caught = []
     decode = model.audio_encoder.decode
     model.audio_encoder.decode = lambda codes, *a, **k: caught.append(codes[0]) or decode(codes, *a, **k)
     try:
-        model.generate(**inputs, input_features=chroma, do_sample=True, top_k=5, guidance_scale=3.0,
-                       max_new_tokens=K)
+        model.generate(**inputs, **extra, do_sample=True, top_k=5, guidance_scale=3.0, max_new_tokens=K)
     finally:
         model.audio_encoder.decode = decode
-    theirs = caught[0][:, 0, 0]  # [draws]
-    ours = backend.generate_tokens([{"description": PROMPTS[1], "melody": tune}] * draws, 0.5 / FRAME_RATE,
-                                   SamplingParams(top_k=5, cfg_coef=3.0), seed=1)[:, 0, 0]
-    support = sorted(set(theirs.tolist()) | set(ours.tolist()))
-    assert 3 <= len(support) <= 5  # top-k bounds the support, and more than one token is likely
-    table = np.array([[int((x == s).sum()) for s in support] for x in (theirs, ours)])
-    assert chi2_contingency(table).pvalue > 1e-3
+    theirs = caught[0][:, :codebooks, 0] if len(caught) == 1 else torch.stack([c[:, 0, 0] for c in caught], 1)
+    ours = backend.generate_tokens([attribute] * draws, 0.5 / FRAME_RATE, SamplingParams(top_k=5, cfg_coef=3.0),
+                                   seed=1)[:, :codebooks, 0]
+    return theirs, ours
+
+
+def _same_distribution(theirs: torch.Tensor, ours: torch.Tensor) -> None:
+    """Each column: at most top-k values, more than two seen, and a chi-square test of homogeneity passes."""
+    for column in range(theirs.shape[1]):
+        a, b = theirs[:, column], ours[:, column]
+        support = sorted(set(a.tolist()) | set(b.tolist()))
+        assert 3 <= len(support) <= 5  # top-k bounds the support, and more than one token is likely
+        table = np.array([[int((x == s).sum()) for s in support] for x in (a, b)])
+        assert chi2_contingency(table).pvalue > 1e-3, (column, table)
+
+
+def test_melody_top_k_sampling_draws_from_the_same_distribution(melody_model) -> None:
+    """Top-k 5 with guidance, with a melody: the first frame's codebook-0 token, 600 draws each from transformers
+    and tokenlm, compared by a chi-square test of homogeneity."""
+    model, folder = melody_model
+    backend = load_musicgen_hf(folder)
+    tune = AudioValue(scale_tune(), RATE)
+    chroma = backend.conditioning.conditioners["melody"].features([tune])["chroma"].expand(600, -1, -1)
+    theirs, ours = _first_frame_draws(model, backend, folder, {"description": PROMPTS[1], "melody": tune},
+                                      {"input_features": chroma}, codebooks=1)
+    _same_distribution(theirs, ours)
+
+
+def test_stereo_top_k_sampling_draws_from_the_same_distribution(stereo_model) -> None:
+    """The same for stereo MusicGen: the first frame's left and right codebook-0 tokens (both drawn at step one)."""
+    model, folder = stereo_model
+    backend = load_musicgen_hf(folder)
+    theirs, ours = _first_frame_draws(model, backend, folder, {"description": PROMPTS[1]}, {}, codebooks=2)
+    _same_distribution(theirs, ours)
 
 
 def test_melody_converts_and_generates_through_the_api(melody_model, tmp_path: Path) -> None:

@@ -241,8 +241,9 @@ def _chroma_conditioner(cfg: DictConfig, name: str, pool: TensorPool, dim: int) 
     expected = torch.hann_window(conditioner.n_fft)
     if window is not None and (window.shape != expected.shape or not torch.allclose(window.float(), expected)):
         raise ValueError(
-            f"the STFT window stored in {prefix}chroma.spec.window ({tuple(window.shape)}) is not the Hann window of "
-            f"{conditioner.n_fft} samples that xp.cfg's chroma settings give: the checkpoint and its config disagree"
+            f"the STFT window stored in {prefix}chroma.spec.window (shape {tuple(window.shape)}) is not the Hann "
+            f"window of {conditioner.n_fft} samples that xp.cfg's chroma settings give: the checkpoint and its config "
+            "disagree"
         )
     state = {"weight": pool.take(f"{prefix}output_proj.weight", (dim, conditioner.num_chroma)),
              "bias": pool.take(f"{prefix}output_proj.bias", (dim,))}
