@@ -133,6 +133,11 @@ class AudioValue:
     def __repr__(self) -> str:
         return f"AudioValue({tuple(self.wav.shape)} @ {self.sample_rate} Hz)"
 
+    def after(self, seconds: float) -> AudioValue | None:
+        """The audio from ``seconds`` on (None when nothing is left): what a later generation window follows."""
+        start = round(max(0.0, float(seconds)) * self.sample_rate)
+        return AudioValue(self.wav[:, start:], self.sample_rate) if start < self.wav.shape[-1] else None
+
 
 class Conditioner(nn.Module, ABC):
     """Base class of all conditioners (found through the ``tokenlm.conditioners`` entry-point group).
@@ -162,6 +167,10 @@ class Conditioner(nn.Module, ABC):
         for tensor in self.buffers():
             return tensor.device
         return torch.device("cpu")
+
+    #: True when the condition runs along the audio's time axis (a melody's chroma): a backend generating audio longer
+    #: than its window gives each later window the value from that window's start (:meth:`AudioValue.after`)
+    time_aligned: ClassVar[bool] = False
 
     @property
     def uses_training_audio(self) -> bool:

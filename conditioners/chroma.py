@@ -64,6 +64,7 @@ class ChromaConditioner(Conditioner):
 
     kind = "chroma"
     value_types = (AudioValue,)
+    time_aligned = True
 
     def __init__(
         self,

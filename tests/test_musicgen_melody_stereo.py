@@ -351,14 +351,57 @@ def test_melody_bad_input(melody_model, tmp_path: Path, tiny_backend) -> None:
     for kwargs, message in cases:
         with pytest.raises(ValueError, match=message):
             model.generate(PROMPTS, 0.2, **kwargs)
-    with pytest.warns(UserWarning, match=r"lasts 2.00 s, longer than the 0.2 s asked for"):
-        cut = model.generate(PROMPTS[:1], 0.2, seed=0, melody=scale_tune(2.0), melody_sample_rate=RATE,
-                             return_codes=True)
+    with pytest.raises(ValueError, match="only None"):
+        model.generate(PROMPTS, 0.2, melody=[None, None])
+    with pytest.warns(UserWarning, match=r"lasts 2.00 s, longer than the 0.2 s asked for: the audio follows its"):
+        longer = model.generate(PROMPTS[:1], 0.2, seed=0, melody=scale_tune(2.0), melody_sample_rate=RATE,
+                                return_codes=True)
+    # not cut to the duration: the chroma covers the window, as transformers and audiocraft take it
+    whole = model.backend.generate_tokens([{"description": PROMPTS[0], "melody": AudioValue(scale_tune(2.0), RATE)}],
+                                          0.2, model.backend.make_sampling({}), seed=0)
+    assert torch.equal(longer.codes, whole)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no warning when it fits
-        same = model.generate(PROMPTS[:1], 0.2, seed=0, melody=scale_tune(0.2), melody_sample_rate=RATE,
-                              return_codes=True)
-    assert torch.equal(cut.codes, same.codes)  # the cut melody is the melody's first 0.2 s
+        model.generate(PROMPTS[:1], 0.2, seed=0, melody=scale_tune(0.2), melody_sample_rate=RATE)
+
+
+def test_melody_for_some_prompts_only(melody_model) -> None:
+    _, folder = melody_model
+    model = TextToAudio.from_pretrained(folder)
+    mixed = model.generate(PROMPTS, 0.3, seed=0, melody=[scale_tune(1.0), None], melody_sample_rate=RATE,
+                           return_codes=True)
+    attributes = [{"description": PROMPTS[0], "melody": AudioValue(scale_tune(1.0), RATE)},
+                  {"description": PROMPTS[1]}]
+    expected = model.backend.generate_tokens(attributes, 0.3, model.backend.make_sampling({}), seed=0)
+    assert torch.equal(mixed.codes, expected)
+
+
+def test_longer_than_the_window_follows_the_melody_on(melody_model, monkeypatch) -> None:
+    """Past the 2 s window, each window is conditioned on the melody from that window's start, as audiocraft does;
+    once the melody is over, on no melody."""
+    _, folder = melody_model
+    backend = load_musicgen_hf(folder)
+    assert backend.max_duration == 2.0
+    seen: list[tuple[bool, object]] = []
+    encode = backend.conditioning.encode
+
+    def spy(attributes, null=False):
+        seen.append((null, attributes[0].get("melody")))
+        return encode(attributes, null=null)
+
+    monkeypatch.setattr(backend.conditioning, "encode", spy)
+    tune = AudioValue(scale_tune(3.2), RATE)
+    codes = backend.generate_tokens([{"description": PROMPTS[0], "melody": tune}], 4.0,
+                                    SamplingParams(temperature=0, cfg_coef=3.0), extend_stride=1.0)
+    assert codes.shape[-1] == 200
+    melodies = [value for null, value in seen if not null]  # windows start at 0, 1 and 2 s
+    assert len(melodies) == 3 and melodies[0] is tune
+    assert torch.equal(melodies[1].wav, tune.wav[:, RATE:]) and torch.equal(melodies[2].wav, tune.wav[:, 2 * RATE:])
+    short = AudioValue(scale_tune(1.5), RATE)  # over before the third window: that one has no melody
+    seen.clear()
+    backend.generate_tokens([{"description": PROMPTS[0], "melody": short}], 4.0,
+                            SamplingParams(temperature=0, cfg_coef=3.0), extend_stride=1.0)
+    assert [value is None for null, value in seen if not null] == [False, False, True]
 
 
 def test_cli_generate_with_melody(melody_model, tmp_path: Path) -> None:

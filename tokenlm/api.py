@@ -120,13 +120,16 @@ def normalize_prompts(prompts: Prompt | Sequence[Prompt]) -> list[dict[str, Any]
 
 
 def _melody_items(melody: Melody, sample_rate: int | None) -> list[tuple[Any, int | None, str]]:
-    """A ``melody=`` argument as ``(source, rate, name)`` items: a list gives one each, an :class:`Audio` or a
-    ``[B, C, N]`` tensor one per row, anything else one."""
+    """A ``melody=`` argument as ``(source, rate, name)`` items: a list gives one each (``None``: no melody for that
+    prompt), an :class:`Audio` or a ``[B, C, N]`` tensor one per row, anything else one."""
     if isinstance(melody, (list, tuple)):
         if not melody:
             raise ValueError("melody is an empty list; give one melody for every prompt, or one for all")
-        items = []
+        items: list[tuple[Any, int | None, str]] = []
         for i, item in enumerate(melody):
+            if item is None:
+                items.append((None, None, f"melody {i}"))
+                continue
             items += [(src, rate, f"melody {i}") for src, rate, _ in _melody_items(item, sample_rate)]
         return items
     if isinstance(melody, Audio):
@@ -142,52 +145,57 @@ def _melody_items(melody: Melody, sample_rate: int | None) -> list[tuple[Any, in
     if isinstance(melody, (str, Path)):
         return [(melody, None, f"melody {str(melody)!r}")]
     raise ValueError(
-        f"melody must be a file path, a [N] / [C, N] / [B, C, N] tensor or array, an Audio, or a list of them; "
-        f"got {type(melody).__name__}"
+        f"melody must be a file path, a [N] / [C, N] / [B, C, N] tensor or array, an Audio, or a list of them "
+        f"(None for a prompt without one); got {type(melody).__name__}"
     )
 
 
-def melody_values(melody: Melody, sample_rate: int | None, batch: int, duration: float) -> list[AudioValue]:
-    """The melodies of ``generate(melody=...)``, one :class:`AudioValue` per prompt.
-
-    One melody serves every prompt; otherwise there must be one per prompt. Each is read (a path) or taken as it
-    is (tensors and arrays at ``sample_rate``, an :class:`Audio` at its own rate) and refused with one line when it
-    is unreadable, empty, not finite or silent. A melody longer than ``duration`` is cut to it, with a warning, as
-    MusicGen-Melody does.
-    """
+def _melody_value(source: Any, rate: int | None, name: str, duration: float) -> AudioValue:
+    """One melody read (a path) or taken as it is, checked: readable, not empty, finite, not silent."""
     import warnings
 
+    if isinstance(source, (str, Path)):
+        try:
+            wav, rate = read_audio(source)  # [C, N]
+        except (OSError, RuntimeError, ValueError) as err:
+            raise ValueError(f"{name} cannot be read as audio: {err}") from err
+    else:
+        if rate is None:
+            raise ValueError(f"{name} is a tensor or array: pass its sample rate as melody_sample_rate")
+        if isinstance(rate, bool) or not isinstance(rate, numbers.Integral) or rate <= 0:
+            raise ValueError(f"melody_sample_rate must be a positive int, got {rate!r}")
+        if not source.is_floating_point():
+            raise ValueError(f"{name} must hold float samples (full scale 1.0), got dtype {source.dtype}")
+        wav, rate = source.float(), int(rate)
+    if wav.dim() != 2 or wav.shape[-1] == 0 or wav.shape[0] == 0:
+        raise ValueError(f"{name} is empty or not [C, N] audio (shape {tuple(wav.shape)})")
+    if not bool(torch.isfinite(wav).all()):
+        raise ValueError(f"{name} holds NaN or infinite samples")
+    if float(wav.abs().max()) < SILENT_PEAK:
+        raise ValueError(f"{name} is silent (peak below -80 dBFS): there is no melody to follow")
+    if wav.shape[-1] > round(duration * rate):
+        warnings.warn(f"{name} lasts {wav.shape[-1] / rate:.2f} s, longer than the {duration:g} s asked for: the "
+                      f"audio follows its first {duration:g} s", UserWarning, stacklevel=4)
+    return AudioValue(wav.contiguous(), int(rate))
+
+
+def melody_values(melody: Melody, sample_rate: int | None, batch: int, duration: float) -> list[AudioValue | None]:
+    """The melodies of ``generate(melody=...)``, one :class:`AudioValue` (or None) per prompt.
+
+    One melody serves every prompt; otherwise a list holds one per prompt (``None``: that prompt has none). Each is
+    read (a path) or taken as it is (tensors and arrays at ``sample_rate``, an :class:`Audio` at its own rate) and
+    refused with one line when it is unreadable, empty, not finite or silent. A melody longer than ``duration``
+    gets a warning: the audio follows its beginning. It is not cut there: as in MusicGen-Melody, the chroma covers
+    the model's window (its conditioner keeps ``chunk_length`` seconds), and audio longer than the window follows
+    the melody on, window by window.
+    """
     items = _melody_items(melody, sample_rate)
     if len(items) not in (1, batch):
         raise ValueError(f"got {len(items)} melodies for {batch} prompts; give one melody for every prompt, or one "
                          "for all")
-    values = []
-    for source, rate, name in items:
-        if isinstance(source, (str, Path)):
-            try:
-                wav, rate = read_audio(source)  # [C, N]
-            except (OSError, RuntimeError, ValueError) as err:
-                raise ValueError(f"{name} cannot be read as audio: {err}") from err
-        else:
-            if rate is None:
-                raise ValueError(f"{name} is a tensor or array: pass its sample rate as melody_sample_rate")
-            if isinstance(rate, bool) or not isinstance(rate, numbers.Integral) or rate <= 0:
-                raise ValueError(f"melody_sample_rate must be a positive int, got {rate!r}")
-            if not source.is_floating_point():
-                raise ValueError(f"{name} must hold float samples (full scale 1.0), got dtype {source.dtype}")
-            wav, rate = source.float(), int(rate)
-        if wav.dim() != 2 or wav.shape[-1] == 0 or wav.shape[0] == 0:
-            raise ValueError(f"{name} is empty or not [C, N] audio (shape {tuple(wav.shape)})")
-        if not bool(torch.isfinite(wav).all()):
-            raise ValueError(f"{name} holds NaN or infinite samples")
-        if float(wav.abs().max()) < SILENT_PEAK:
-            raise ValueError(f"{name} is silent (peak below -80 dBFS): there is no melody to follow")
-        limit = round(duration * rate)
-        if wav.shape[-1] > limit:
-            warnings.warn(f"{name} lasts {wav.shape[-1] / rate:.2f} s, longer than the {duration:g} s asked for: "
-                          f"only its first {duration:g} s are followed", UserWarning, stacklevel=3)
-            wav = wav[:, :limit]
-        values.append(AudioValue(wav.contiguous(), int(rate)))
+    if all(source is None for source, _, _ in items):
+        raise ValueError("melody holds only None: give at least one melody, or leave melody= out")
+    values = [None if source is None else _melody_value(source, rate, name, duration) for source, rate, name in items]
     return values * batch if len(values) == 1 else values
 
 
@@ -380,7 +388,9 @@ class TextToAudio:
                 sampling argument of the ``diffusers`` backend (needs ``cfg_coef > 1``).
             melody: a tune to follow, in the timbre the text asks for (models with a chroma conditioner, such as
                 MusicGen-Melody): a file path, a ``[N]`` / ``[C, N]`` tensor or array at ``melody_sample_rate``, an
-                :class:`Audio`, or a list with one per prompt. Longer than ``duration``, it is cut (a warning).
+                :class:`Audio`, or a list with one per prompt (None: none for that prompt). Longer than
+                ``duration``, a warning says the audio follows its beginning; longer than the model's window, later
+                windows follow it on.
         Returns:
             :class:`Audio` with ``wav`` ``[B, C, N]``, N = duration x sample rate.
         """
@@ -391,7 +401,8 @@ class TextToAudio:
             name = self.melody_attribute()
             for item, value in zip(attributes, melody_values(melody, melody_sample_rate, len(attributes), duration),
                                    strict=True):
-                item[name] = value
+                if value is not None:
+                    item[name] = value
         elif melody_sample_rate is not None:
             raise ValueError("melody_sample_rate goes with melody=; no melody was given")
         given = dict(

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from conditioners.base import Conditioner
+from conditioners.base import AudioValue, Conditioner
 from conditioners.provider import ConditioningProvider
 from tokenlm.codecs import Codec
 from tokenlm.common.backend import Backend, load_components
@@ -147,8 +147,27 @@ class LMBackend(Backend):
             keep = window - stride
             context = codes[..., codes.shape[-1] - keep:]
             frames = min(window, keep + total - codes.shape[-1])
+            shifted = self._attributes_from(attributes, (codes.shape[-1] - keep) / self.frame_rate)
+            if shifted is not None:  # time-aligned conditions (a melody) move on with the window
+                condition = self.conditioning.encode(shifted)
+                null = self.conditioning.encode(shifted, null=True) if params.uses_cfg else None
             codes = torch.cat([codes, run(frames, context)[..., keep:]], dim=-1)
         return codes
+
+    def _attributes_from(self, attributes: list[dict[str, Any]], seconds: float) -> list[dict[str, Any]] | None:
+        """The attributes of a window starting ``seconds`` into the audio: the values of time-aligned conditioners
+        (a melody) from that time on; None when no conditioner is time-aligned."""
+        aligned = [name for name, c in self.conditioning.conditioners.items() if c.time_aligned]
+        if not aligned:
+            return None
+        shifted = []
+        for item in attributes:
+            item = dict(item)
+            for name in aligned:
+                if isinstance(item.get(name), AudioValue):
+                    item[name] = item[name].after(seconds)  # None once the melody is over: no melody
+            shifted.append(item)
+        return shifted
 
     def _check_memory(self, batch: int, frames: int, duration: float, params: SamplingParams) -> None:
         cfg = self.lm.config
