@@ -196,6 +196,28 @@ def test_instrument_detector_round_trip(tmp_path: Path) -> None:
                                                                                                               RATE))
 
 
+def test_warp_bands_moves_the_spectrum_along_the_mel_axis() -> None:
+    from tokenlm.eval.instrument_train import warp_bands
+
+    bands = torch.arange(64.0)[None, None, :, None].expand(3, 1, 64, 5)  # band m holds the value m
+    # no stretch: each example reads band m from m + d, clamped to the edge bands
+    shifted = warp_bands(bands, torch.Generator().manual_seed(0), stretch=0.0, shift=3.0)
+    g = torch.Generator().manual_seed(0)
+    torch.rand(3, generator=g)  # the stretch draw
+    d = (torch.rand(3, generator=g) * 2.0 - 1.0) * 3.0
+    expected = (torch.arange(64.0)[None] + d[:, None]).clamp(0.0, 63.0)  # [3, 64]
+    torch.testing.assert_close(shifted[:, 0, :, 0], expected)
+    assert torch.equal(shifted[..., 0], shifted[..., 4])  # every frame alike
+    # a stretch about the centre (31.5), no shift: band m reads (m - 31.5) * s + 31.5
+    stretched = warp_bands(bands, torch.Generator().manual_seed(1), stretch=0.1, shift=0.0)
+    g = torch.Generator().manual_seed(1)
+    s = 1.0 + (torch.rand(3, generator=g) * 2.0 - 1.0) * 0.1
+    expected = ((torch.arange(64.0)[None] - 31.5) * s[:, None] + 31.5).clamp(0.0, 63.0)
+    torch.testing.assert_close(stretched[:, 0, :, 0], expected)
+    # values between bands are interpolated linearly, not rounded
+    assert not torch.equal(stretched, stretched.round())
+
+
 def test_tempo_tolerance_boundaries() -> None:
     assert tempo_matches(100.0, 104.0) and tempo_matches(100.0, 96.0)
     assert not tempo_matches(100.0, 104.1) and not tempo_matches(100.0, math.nan)

@@ -100,15 +100,28 @@ def crops(features: list[torch.Tensor], indices: torch.Tensor, generator: torch.
     return torch.stack(out)[:, None]
 
 
-def train(data: Path, out: Path, epochs: int = 30, batch_size: int = 32, lr: float = 2e-3, seed: int = 0,
+def load_splits(roots: list[Path], split: str, limit: int | None = None) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """:func:`load_split` of several music sets (renders of other SoundFonts, say), concatenated."""
+    features: list[torch.Tensor] = []
+    targets = []
+    for root in roots:
+        more, more_targets = load_split(root, split, limit)
+        features += more
+        targets.append(more_targets)
+    return features, torch.cat(targets)
+
+
+def train(data: Path | list[Path], out: Path, epochs: int = 30, batch_size: int = 32, lr: float = 2e-3, seed: int = 0,
           width: int = 16, limit: int | None = None, log: bool = True, centre_bands: bool = False,
           warp: bool = False) -> dict:
-    """Train on ``data``'s train split, report accuracy on its valid split each epoch, save to ``out``."""
+    """Train on the train split of ``data`` (one music set or several), report accuracy on their valid splits each
+    epoch, save to ``out``."""
+    roots = [Path(d) for d in data] if isinstance(data, (list, tuple)) else [Path(data)]
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     start = time.perf_counter()
-    features, targets = load_split(data, "train", limit)
-    valid_features, valid_targets = load_split(data, "valid", limit)
+    features, targets = load_splits(roots, "train", limit)
+    valid_features, valid_targets = load_splits(roots, "valid", limit)
     net = InstrumentNet(MELODY_FAMILIES, width=width, centre_bands=centre_bands)
     optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-3)
     steps_per_epoch = max(1, len(features) // batch_size)
@@ -136,8 +149,9 @@ def train(data: Path, out: Path, epochs: int = 30, batch_size: int = 32, lr: flo
         if log:
             print(json.dumps(history[-1]), flush=True)
     detector = InstrumentDetector(net.eval())
-    detector.save_pretrained(out, {"trained_on": str(data), "epochs": epochs, "clips": len(features), "warp": warp,
-                                   "seconds": round(time.perf_counter() - start, 1), "final": history[-1]})
+    detector.save_pretrained(out, {"trained_on": [str(r) for r in roots], "epochs": epochs, "clips": len(features),
+                                   "warp": warp, "seconds": round(time.perf_counter() - start, 1),
+                                   "final": history[-1]})
     return history[-1]
 
 
@@ -158,7 +172,8 @@ def evaluate(detector: InstrumentDetector, features: list[torch.Tensor], targets
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, help="a music set built by `tokenlm data music`")
+    parser.add_argument("--data", required=True, nargs="+",
+                        help="music sets built by `tokenlm data music` (several: their clips together)")
     parser.add_argument("--out", required=True, help="folder to write the detector to")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -172,8 +187,8 @@ def main(argv: list[str] | None = None) -> int:
                              "recorded at other pitches)")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N clips of each split")
     args = parser.parse_args(argv)
-    final = train(Path(args.data), Path(args.out), args.epochs, args.batch_size, args.lr, args.seed, args.width,
-                  args.limit, centre_bands=args.centre_bands, warp=args.warp)
+    final = train([Path(d) for d in args.data], Path(args.out), args.epochs, args.batch_size, args.lr, args.seed,
+                  args.width, args.limit, centre_bands=args.centre_bands, warp=args.warp)
     print(json.dumps(final))
     return 0
 
