@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,14 @@ Prompt = str | dict[str, Any]
 Melody = Any
 #: a melody quieter than this peak (-80 dBFS) is silent: it has no pitch to follow
 SILENT_PEAK = 1e-4
+#: seconds of audio per chunk of TextToAudio.stream
+DEFAULT_CHUNK_SECONDS = 0.5
+
+
+def _take(pieces: list[torch.Tensor], count: int) -> tuple[torch.Tensor, list[torch.Tensor], int]:
+    """The first ``count`` samples of ``pieces`` (``[B, C, n]`` each, in order), the pieces left and their length."""
+    joined = torch.cat(pieces, dim=-1)
+    return joined[..., :count], [joined[..., count:]], joined.shape[-1] - count
 
 
 @dataclass
@@ -394,31 +402,15 @@ class TextToAudio:
         Returns:
             :class:`Audio` with ``wav`` ``[B, C, N]``, N = duration x sample rate.
         """
-        attributes = normalize_prompts(prompts)
-        duration = _check_duration(duration)
-        seed = _check_seed(seed)
-        if melody is not None:
-            name = self.melody_attribute()
-            for item, value in zip(attributes, melody_values(melody, melody_sample_rate, len(attributes), duration),
-                                   strict=True):
-                if value is not None:
-                    item[name] = value
-        elif melody_sample_rate is not None:
-            raise ValueError("melody_sample_rate goes with melody=; no melody was given")
-        given = dict(
-            top_k=top_k, top_p=top_p, temperature=temperature, cfg_coef=cfg_coef, two_step_cfg=two_step_cfg,
-            steps=steps, cfg_rescale=cfg_rescale, scheduler=scheduler, negative_prompt=negative_prompt,
+        attributes, duration, seed, params = self._request(
+            prompts, duration, seed, melody, melody_sample_rate, top_k=top_k, top_p=top_p, temperature=temperature,
+            cfg_coef=cfg_coef, two_step_cfg=two_step_cfg, steps=steps, cfg_rescale=cfg_rescale, scheduler=scheduler,
+            negative_prompt=negative_prompt,
         )
-        params = self._sampling({name: value for name, value in given.items() if value is not None})
         backend = self.backend
         if not hasattr(backend, "generate_tokens"):  # a backend that makes audio directly (diffusion)
-            refused = dict(return_codes=return_codes, prompt_audio=prompt_audio, extend_stride=extend_stride)
-            for name, value in refused.items():
-                if value is not None and value is not False:
-                    raise ValueError(
-                        f"{name} belongs to token backends; the {backend.name!r} backend does not take it "
-                        "(to edit audio with diffusion use TextToAudio.edit)"
-                    )
+            self._refuse_token_options(return_codes=return_codes, prompt_audio=prompt_audio,
+                                       extend_stride=extend_stride)
             wav = backend.generate_audio(
                 attributes, duration, params, seed=seed, progress=progress, callback=callback
             )
@@ -431,6 +423,128 @@ class TextToAudio:
         )
         wav = backend.decode(codes)[..., : round(duration * self.sample_rate)].cpu()
         return Audio(wav, self.sample_rate, codes.cpu() if return_codes else None)
+
+    def stream(
+        self,
+        prompts: Prompt | Sequence[Prompt],
+        duration: float,
+        *,
+        chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        temperature: float | None = None,
+        cfg_coef: float | None = None,
+        two_step_cfg: bool | None = None,
+        steps: int | None = None,
+        cfg_rescale: float | None = None,
+        scheduler: str | None = None,
+        seed: int | None = None,
+        prompt_audio: torch.Tensor | str | Path | None = None,
+        prompt_sample_rate: int | None = None,
+        extend_stride: float | None = None,
+        negative_prompt: str | list[str] | None = None,
+        melody: Melody | None = None,
+        melody_sample_rate: int | None = None,
+    ) -> Iterator[Audio]:
+        """:meth:`generate`, heard while it is written: yields :class:`Audio` chunks of ``chunk_seconds`` (the last
+        one shorter) as soon as the model has made them, with the same arguments, defaults and seeds.
+
+        A token LM decodes its codes as frames complete (:class:`~tokenlm.codecs.streaming.StreamingDecoder`): the
+        chunks joined equal :meth:`generate`'s audio for the same seed, to float rounding with a float32 codec
+        decoder (below -100 dB of the signal for the shipped codec) and to bf16 rounding with the bf16 decoder a
+        native-bf16 CPU gets by default (about -46 dB: the same order as bf16's own error against float32). Audio
+        longer than the window streams on, window by window. A diffusion model cannot stream: it yields once, the
+        whole audio, when it is done.
+
+        Everything is checked before the first chunk. Closing the iterator (``break``, ``close()``) stops the
+        generation.
+
+        Args:
+            chunk_seconds: seconds per chunk (> 0, at least one codec frame).
+            the rest: as :meth:`generate` (no ``progress`` bar, ``callback`` or ``return_codes``).
+        """
+        attributes, duration, seed, params = self._request(
+            prompts, duration, seed, melody, melody_sample_rate, top_k=top_k, top_p=top_p, temperature=temperature,
+            cfg_coef=cfg_coef, two_step_cfg=two_step_cfg, steps=steps, cfg_rescale=cfg_rescale, scheduler=scheduler,
+            negative_prompt=negative_prompt,
+        )
+        chunk = self._chunk_samples(chunk_seconds)
+        backend = self.backend
+        total = round(duration * self.sample_rate)
+        if not hasattr(backend, "generate_tokens"):
+            self._refuse_token_options(prompt_audio=prompt_audio, extend_stride=extend_stride)
+            return self._stream_once(backend, attributes, duration, params, seed)
+        extend_stride = _check_extend_stride(extend_stride)
+        prompt = self._prompt_codes(prompt_audio, prompt_sample_rate, len(attributes), duration)
+        frames = backend.stream_tokens(attributes, duration, params, prompt=prompt, extend_stride=extend_stride,
+                                       seed=seed)
+        return self._stream_audio(frames, chunk, total)
+
+    def _stream_once(self, backend: Any, attributes: list[dict[str, Any]], duration: float, params: Any,
+                     seed: int | None) -> Iterator[Audio]:
+        yield Audio(backend.generate_audio(attributes, duration, params, seed=seed).cpu(), self.sample_rate)
+
+    def _stream_audio(self, frames: Iterator[torch.Tensor], chunk: int, total: int) -> Iterator[Audio]:
+        """Codes as they complete -> audio chunks of ``chunk`` samples, ``total`` samples in all."""
+        from tokenlm.codecs.streaming import StreamingDecoder
+
+        codec = self.backend.codec
+        decoder = StreamingDecoder(codec, min_frames=math.ceil(chunk * codec.frame_rate / codec.sample_rate))
+        pending: list[torch.Tensor] = []  # decoded samples not yet given, [B, C, n] each
+        held = given = 0
+        try:
+            for codes in frames:
+                piece = decoder.push(codes)
+                pending.append(piece)
+                held += piece.shape[-1]
+                while held >= chunk and given + chunk <= total:
+                    out, pending, held = _take(pending, chunk)
+                    given += chunk
+                    yield Audio(out, self.sample_rate)
+            pending.append(decoder.finish())
+            rest = torch.cat(pending, dim=-1)[..., : total - given]
+            for start in range(0, rest.shape[-1], chunk):
+                yield Audio(rest[..., start: start + chunk], self.sample_rate)
+        finally:
+            close = getattr(frames, "close", None)
+            if close is not None:
+                close()  # stops the generation when the caller stops listening
+
+    def _chunk_samples(self, chunk_seconds: object) -> int:
+        """``chunk_seconds`` as samples; ValueError unless it is > 0 and at least one codec frame."""
+        if isinstance(chunk_seconds, bool) or not isinstance(chunk_seconds, (int, float)) or not math.isfinite(
+                chunk_seconds) or chunk_seconds <= 0:
+            raise ValueError(f"chunk_seconds must be a number of seconds > 0, got {chunk_seconds!r}")
+        frame = 1.0 / float(self.backend.frame_rate)
+        if chunk_seconds < frame - 1e-9:
+            raise ValueError(f"chunk_seconds ({chunk_seconds:g} s) is shorter than one codec frame ({frame:g} s)")
+        return max(1, round(chunk_seconds * self.sample_rate))
+
+    def _request(self, prompts: Prompt | Sequence[Prompt], duration: object, seed: object, melody: Melody | None,
+                 melody_sample_rate: int | None, **given: Any) -> tuple[list[dict[str, Any]], float, int | None, Any]:
+        """The checked attributes (melodies added), duration, seed and sampling parameters of a request."""
+        attributes = normalize_prompts(prompts)
+        duration = _check_duration(duration)
+        seed = _check_seed(seed)
+        if melody is not None:
+            name = self.melody_attribute()
+            for item, value in zip(attributes, melody_values(melody, melody_sample_rate, len(attributes), duration),
+                                   strict=True):
+                if value is not None:
+                    item[name] = value
+        elif melody_sample_rate is not None:
+            raise ValueError("melody_sample_rate goes with melody=; no melody was given")
+        params = self._sampling({name: value for name, value in given.items() if value is not None})
+        return attributes, duration, seed, params
+
+    def _refuse_token_options(self, **options: Any) -> None:
+        """ValueError for an option only token backends take, given to a backend that makes audio directly."""
+        for name, value in options.items():
+            if value is not None and value is not False:
+                raise ValueError(
+                    f"{name} belongs to token backends; the {self.backend.name!r} backend does not take it "
+                    "(to edit audio with diffusion use TextToAudio.edit)"
+                )
 
     def edit(
         self,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ from conditioners.provider import ConditioningProvider
 from tokenlm.codecs import Codec
 from tokenlm.common.backend import Backend, load_components
 from tokenlm.common.device import available_memory, kv_cache_dtype
-from tokenlm.lm.generate import generate_codes
+from tokenlm.lm.generate import frames_ready, iterate_codes
 from tokenlm.lm.model import LMConfig, LMModel
 from tokenlm.lm.patterns import build_pattern
 from tokenlm.lm.sampling import SamplingParams
@@ -113,6 +113,26 @@ class LMBackend(Backend):
         callback: Callable[[int, int], None] | None = None,
     ) -> torch.Tensor:
         """Codes ``[B, K, T]`` for ``duration`` seconds (prompt codes ``[B, K, Tp]`` are continued)."""
+        chunks = list(self.stream_tokens(attributes, duration, params, prompt=prompt, extend_stride=extend_stride,
+                                         seed=seed, progress=progress, callback=callback))
+        return torch.cat(chunks, dim=-1)
+
+    def stream_tokens(
+        self,
+        attributes: list[dict[str, Any]],
+        duration: float,
+        params: SamplingParams,
+        *,
+        prompt: torch.Tensor | None = None,
+        extend_stride: float | None = None,
+        seed: int | None = None,
+        progress: bool = False,
+        callback: Callable[[int, int], None] | None = None,
+    ) -> Iterator[torch.Tensor]:
+        """:meth:`generate_tokens` frame by frame: yields each run of newly completed frames ``[B, K, n]`` as soon as
+        every codebook of them is sampled (the prompt's frames first). Concatenated, the chunks are exactly
+        :meth:`generate_tokens`' codes for the same arguments and seed. Everything is checked before the first
+        chunk; closing the iterator stops the generation."""
         self.check_guidance(params.cfg_coef)
         self.conditioning.validate(attributes)
         total = self.frames_for(duration)
@@ -126,33 +146,56 @@ class LMBackend(Backend):
                 f"the audio prompt ({prompt.shape[-1] / self.frame_rate:.2f} s) must be shorter than the "
                 f"requested duration ({duration} s)"
             )
+        return self._stream_tokens(attributes, params, total, window, stride, prompt, seed, progress, callback)
+
+    @torch.no_grad()
+    def _stream_tokens(
+        self, attributes: list[dict[str, Any]], params: SamplingParams, total: int, window: int, stride: int,
+        prompt: torch.Tensor | None, seed: int | None, progress: bool, callback: Callable[[int, int], None] | None,
+    ) -> Iterator[torch.Tensor]:
         generator = None
         if seed is not None:
             generator = torch.Generator(device=self.device).manual_seed(int(seed))
         condition = self.conditioning.encode(attributes)
         null = self.conditioning.encode(attributes, null=True) if params.uses_cfg else None
 
-        def run(frames: int, context: torch.Tensor | None) -> torch.Tensor:
+        def run(frames: int, context: torch.Tensor | None, skip: int) -> Iterator[torch.Tensor]:
+            """The frames of one window past its first ``skip`` (the context), as they complete."""
             pattern = build_pattern(self.pattern_kind, self.lm.config.num_codebooks, frames, self.delays)
-            return generate_codes(
+            ready = frames_ready(pattern).tolist()  # [S]
+            step_index = pattern.step_index.to(self.device)  # [K, T]
+            done = skip
+            for sequence, last in iterate_codes(
                 self.lm, pattern, condition, null, params, batch_size=len(attributes), prompt=context,
                 generator=generator, progress=progress, callback=callback, autocast_enabled=self.autocast_enabled,
-            )
+            ):
+                if ready[last] > done:
+                    index = step_index[None, :, done: ready[last]].expand(sequence.shape[0], -1, -1)
+                    yield sequence.gather(2, index)  # [B, K, n] newly completed frames
+                    done = ready[last]
 
+        pieces: list[torch.Tensor] = []  # every frame so far, joined only when a window needs its context
         if prompt is not None and prompt.shape[-1] >= window:
-            codes = prompt.to(self.device)  # continue it window by window below
+            pieces.append(prompt.to(self.device))  # continue it window by window below
+            yield pieces[0]
         else:
-            codes = run(min(total, window), prompt)
-        while codes.shape[-1] < total:  # sliding window for audio longer than the context
+            for chunk in run(min(total, window), prompt, 0):
+                pieces.append(chunk)
+                yield chunk
+        produced = sum(piece.shape[-1] for piece in pieces)
+        while produced < total:  # sliding window for audio longer than the context
             keep = window - stride
-            context = codes[..., codes.shape[-1] - keep:]
-            frames = min(window, keep + total - codes.shape[-1])
-            shifted = self._attributes_from(attributes, (codes.shape[-1] - keep) / self.frame_rate)
+            pieces = [torch.cat(pieces, dim=-1)]
+            context = pieces[0][..., produced - keep:]
+            frames = min(window, keep + total - produced)
+            shifted = self._attributes_from(attributes, (produced - keep) / self.frame_rate)
             if shifted is not None:  # time-aligned conditions (a melody) move on with the window
                 condition = self.conditioning.encode(shifted)
                 null = self.conditioning.encode(shifted, null=True) if params.uses_cfg else None
-            codes = torch.cat([codes, run(frames, context)[..., keep:]], dim=-1)
-        return codes
+            for chunk in run(frames, context, keep):
+                pieces.append(chunk)
+                produced += chunk.shape[-1]
+                yield chunk
 
     def _attributes_from(self, attributes: list[dict[str, Any]], seconds: float) -> list[dict[str, Any]] | None:
         """The attributes of a window starting ``seconds`` into the audio: the values of time-aligned conditioners

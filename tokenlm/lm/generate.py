@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -48,6 +48,45 @@ def generate_codes(
     Returns:
         codes ``[B, K, T]``.
     """
+    sequence = None
+    for sequence, _ in iterate_codes(model, pattern, condition, null_condition, params, batch_size=batch_size,
+                                     prompt=prompt, generator=generator, progress=progress, callback=callback,
+                                     autocast_enabled=autocast_enabled):
+        pass
+    return pattern.revert(sequence)
+
+
+def frames_ready(pattern: CodebookPattern) -> torch.Tensor:
+    """``[S]`` long: how many leading frames are complete (every codebook) once sequence steps ``0 .. s`` are
+    known."""
+    last_step = pattern.step_index.max(dim=0).values  # [T]: the step that completes each frame
+    if last_step.numel():
+        last_step = torch.cummax(last_step, dim=0).values  # frame t is "leading" once frames 0 .. t all are
+    done = torch.zeros(pattern.num_steps, dtype=torch.long)
+    done.index_add_(0, last_step, torch.ones_like(last_step))
+    return done.cumsum(0)  # [S]
+
+
+@torch.no_grad()
+def iterate_codes(
+    model: LMModel,
+    pattern: CodebookPattern,
+    condition: FusedCondition | Condition | None,
+    null_condition: FusedCondition | Condition | None,
+    params: SamplingParams,
+    *,
+    batch_size: int | None = None,
+    prompt: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    progress: bool = False,
+    callback: ProgressCallback | None = None,
+    autocast_enabled: bool = True,
+) -> Iterator[tuple[torch.Tensor, int]]:
+    """:func:`generate_codes` step by step: yields ``(sequence, last)`` whenever sequence steps ``0 .. last`` are
+    final (first for the known start and prompt, then after every generated step). ``sequence`` ``[B, K, S]`` is
+    the one being filled (read it before asking for the next step); :func:`frames_ready` says which frames are
+    complete. The steps, and the random draws, are exactly those of :func:`generate_codes`.
+    """
     cfg = model.config
     device = next(model.parameters()).device
     condition, null_condition = _fused(condition), _fused(null_condition)
@@ -66,8 +105,10 @@ def generate_codes(
     sequence = pattern.build(known, cfg.special_token)  # [B, K, S]
     unknown_steps = (sequence == UNKNOWN).flatten(0, 1).any(dim=0).nonzero()
     if unknown_steps.numel() == 0:
-        return known
+        yield sequence, pattern.num_steps - 1
+        return
     first, last = int(unknown_steps[0]), pattern.num_steps - 1
+    yield sequence, first - 1
 
     param_dtype = next(model.parameters()).dtype
     if device.type == "cpu":
@@ -77,29 +118,32 @@ def generate_codes(
     with autocast(device, autocast_enabled):
         passes = _make_passes(model, condition, null_condition, use_cfg, params.two_step_cfg, batch, last, dtype,
                               cache_dtype)
-        bar = progress_bar(total=last - first + 1, disable=not progress, desc="generating", unit="steps")
+    bar = progress_bar(total=last - first + 1, disable=not progress, desc="generating", unit="steps")
+    try:
         for step in range(first - 1, last):
-            if step == first - 1:  # prefill: the prompt (or the start step) in one chunk
-                chunk = sequence[:, :, : step + 1]  # [B, K, steps]
-                logits = [model(chunk if n == batch else torch.cat([chunk, chunk]), ctx, cache)[:, :, -1]
-                          for n, ctx, cache in passes]  # each [n, K, card]
-            else:  # one step: the lean path
-                tokens = sequence[:, :, step]  # [B, K]
-                logits = [model.decode_step(tokens if n == batch else torch.cat([tokens, tokens]), ctx, cache)
-                          for n, ctx, cache in passes]
-            if use_cfg:
-                cond, uncond = logits if len(logits) == 2 else logits[0].split(batch)
-                next_logits = apply_cfg(cond.float(), uncond.float(), params.cfg_coef)
-            else:
-                next_logits = logits[0].float()
-            tokens = sample_next(next_logits, params, generator)  # [B, K]
+            with autocast(device, autocast_enabled):  # entered per step: what runs between steps is not under it
+                if step == first - 1:  # prefill: the prompt (or the start step) in one chunk
+                    chunk = sequence[:, :, : step + 1]  # [B, K, steps]
+                    logits = [model(chunk if n == batch else torch.cat([chunk, chunk]), ctx, cache)[:, :, -1]
+                              for n, ctx, cache in passes]  # each [n, K, card]
+                else:  # one step: the lean path
+                    tokens = sequence[:, :, step]  # [B, K]
+                    logits = [model.decode_step(tokens if n == batch else torch.cat([tokens, tokens]), ctx, cache)
+                              for n, ctx, cache in passes]
+                if use_cfg:
+                    cond, uncond = logits if len(logits) == 2 else logits[0].split(batch)
+                    next_logits = apply_cfg(cond.float(), uncond.float(), params.cfg_coef)
+                else:
+                    next_logits = logits[0].float()
+                tokens = sample_next(next_logits, params, generator)  # [B, K]
             target = sequence[:, :, step + 1]
             sequence[:, :, step + 1] = torch.where(target == UNKNOWN, tokens, target)
             bar.update(1)
             if callback is not None:
                 callback(step - first + 2, last - first + 1)
+            yield sequence, step + 1
+    finally:
         bar.close()
-    return pattern.revert(sequence)
 
 
 def _fused(condition: FusedCondition | Condition | None) -> FusedCondition | None:
