@@ -48,12 +48,13 @@ def generate_codes(
     Returns:
         codes ``[B, K, T]``.
     """
-    sequence = None
-    for sequence, _ in iterate_codes(model, pattern, condition, null_condition, params, batch_size=batch_size,
-                                     prompt=prompt, generator=generator, progress=progress, callback=callback,
-                                     autocast_enabled=autocast_enabled):
-        pass
-    return pattern.revert(sequence)
+    steps = iterate_codes(model, pattern, condition, null_condition, params, batch_size=batch_size, prompt=prompt,
+                          generator=generator, progress=progress, callback=callback,
+                          autocast_enabled=autocast_enabled)
+    final = None
+    for final in steps:  # the sequence is filled in place; the last yield holds every step
+        continue
+    return pattern.revert(final[0])
 
 
 def frames_ready(pattern: CodebookPattern) -> torch.Tensor:
