@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Callable, Iterator
 
 import torch
@@ -51,10 +52,8 @@ def generate_codes(
     steps = iterate_codes(model, pattern, condition, null_condition, params, batch_size=batch_size, prompt=prompt,
                           generator=generator, progress=progress, callback=callback,
                           autocast_enabled=autocast_enabled)
-    final = None
-    for final in steps:  # the sequence is filled in place; the last yield holds every step
-        continue
-    return pattern.revert(final[0])
+    sequence, _ = collections.deque(steps, maxlen=1)[0]  # filled in place: the last yield holds every step
+    return pattern.revert(sequence)
 
 
 def frames_ready(pattern: CodebookPattern) -> torch.Tensor:
