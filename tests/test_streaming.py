@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -132,3 +134,53 @@ def test_diffusion_streams_once() -> None:
     chunks = list(model.stream("a high sine tone at 880 Hz", 1.0, seed=0, steps=4, chunk_seconds=0.2))
     assert len(chunks) == 1
     assert torch.equal(chunks[0].wav, model.generate("a high sine tone at 880 Hz", 1.0, seed=0, steps=4).wav)
+
+
+def test_cli_streams_a_wav_through_a_pipe(default_lm: TextToAudio, tmp_path) -> None:
+    """``tokenlm generate ... --stream --out -``: a WAV arrives on the pipe while the generation still runs, and it
+    is the model's audio."""
+    import io
+    import os
+    import subprocess
+    import sys
+
+    import soundfile as sf
+
+    command = [sys.executable, "-m", "tokenlm.cli", "generate", PROMPTS[0], "--duration", "12", "--stream", "--out",
+               "-", "--chunk-seconds", "0.25", "--seed", "0", "--dtype", "float32", "--quiet"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        head = proc.stdout.read(44 + 8000)  # the header and the first quarter second
+        still_running = proc.poll() is None
+        rest = proc.stdout.read()
+        assert proc.wait(timeout=300) == 0, proc.stderr.read().decode()
+    finally:
+        proc.kill()
+    assert head[:4] == b"RIFF" and still_running  # bytes before the end of the generation
+    wav, rate = sf.read(io.BytesIO(head + rest), dtype="float32")
+    assert rate == 16000 and wav.shape == (12 * 16000,)
+    expected = default_lm.generate(PROMPTS[0], 12.0, seed=0).wav[0, 0].numpy()
+    assert abs(wav - expected).max() < 2e-4  # 16-bit rounding
+
+
+def test_cli_streams_to_files_and_refuses_what_cannot_stream(tmp_path, capsys) -> None:
+    import soundfile as sf
+
+    from tokenlm.cli import main
+
+    out = tmp_path / "s.wav"
+    assert main(["generate", *PROMPTS, "--duration", "1", "--stream", "--out", str(out), "--seed", "2", "--dtype",
+                 "float32", "--subtype", "FLOAT", "--quiet"]) == 0
+    model = TextToAudio.from_pretrained("default", dtype="float32")
+    expected = model.generate(PROMPTS, 1.0, seed=2).wav
+    for i in range(2):
+        wav, rate = sf.read(tmp_path / f"s_{i}.wav", dtype="float32")
+        assert rate == 16000 and error_db(torch.from_numpy(wav), expected[i, 0]) < -90
+    assert "streamed" in capsys.readouterr().out
+    for extra, message in ((["a", "b", "--out", "-"], "give one prompt, not 2"),
+                           (["a", "--out", "-", "--normalize", "peak"], "needs the whole audio"),
+                           (["a", "--out", "-", "--subtype", "FLOAT"], "16-bit PCM"),
+                           (["a", "--out", str(out), "--chunk-seconds", "0"], "chunk_seconds must be")):
+        assert main(["generate", *extra, "--stream", "--duration", "1", "--quiet"]) == 2
+        assert re.search(message, capsys.readouterr().err)

@@ -381,3 +381,30 @@ def batch_audio(
     if wav.shape[-1] == 0:
         raise ValueError(f"{name} is empty")
     return wav, source_rate
+
+
+# ---------------------------------------------------------------------------------------------- streamed WAV
+
+#: the largest sample a 16-bit PCM stream holds
+PCM16_SCALE = 32767
+
+
+def wav_stream_header(num_frames: int, channels: int, sample_rate: int) -> bytes:
+    """The 44-byte header of a 16-bit PCM WAV holding ``num_frames`` frames of ``channels`` channels: what a
+    streamed WAV starts with, its length known ahead (the requested duration)."""
+    for name, value in (("num_frames", num_frames), ("channels", channels), ("sample_rate", sample_rate)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "num_frames" else 1):
+            raise ValueError(f"wav_stream_header: {name} must be a whole number, got {value!r}")
+    import struct
+
+    data = num_frames * channels * 2
+    return (b"RIFF" + struct.pack("<I", 36 + data) + b"WAVEfmt " + struct.pack("<IHHIIHH", 16, 1, channels,
+            sample_rate, sample_rate * channels * 2, channels * 2, 16) + b"data" + struct.pack("<I", data))
+
+
+def pcm16_bytes(wav: torch.Tensor) -> bytes:
+    """``[C, n]`` float samples -> interleaved little-endian 16-bit PCM (clipped at full scale, rounded)."""
+    if wav.dim() != 2:
+        raise ValueError(f"pcm16_bytes takes [C, n] samples, got shape {tuple(wav.shape)}")
+    ints = (wav.detach().float().clamp(-1.0, 1.0) * PCM16_SCALE).round().to(torch.int16)  # [C, n]
+    return ints.T.contiguous().numpy().astype("<i2").tobytes()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tokenlm.assets_cli import add_assets_parser
@@ -32,9 +33,17 @@ def _generate(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if args.model and args.backend:
         raise ValueError(f"--backend {args.backend} picks a shipped default model; it does not apply with --model")
-    save_options = _save_options(args)  # bad output options fail before the model loads
+    if args.stream:
+        _check_stream_options(args)
+    save_options = _save_options(args) if args.out != "-" else {}  # bad output options fail before the model loads
     model = TextToAudio.from_pretrained(args.model or DEFAULT_FOR_BACKEND[args.backend or "lm"], device=args.device,
                                         dtype=args.dtype)
+    if args.stream:
+        chunks = model.stream(args.prompt, args.duration, **_sampling_args(args), seed=args.seed,
+                              prompt_audio=args.prompt_audio, negative_prompt=args.negative_prompt, melody=args.melody,
+                              chunk_seconds=args.chunk_seconds)
+        _write_stream(chunks, args, model.sample_rate, round(args.duration * model.sample_rate))
+        return 0
     audio = model.generate(
         args.prompt,
         args.duration,
@@ -47,6 +56,53 @@ def _generate(args: argparse.Namespace) -> int:
     )
     _save(audio, args, save_options)
     return 0
+
+
+def _check_stream_options(args: argparse.Namespace) -> None:
+    """``--stream`` writes as it goes: one prompt to standard output, and only levels that need no look ahead."""
+    if args.out == "-" and not isinstance(args.prompt, str):  # main() turns a single prompt into a string
+        raise ValueError(f"--stream --out - writes one WAV to standard output: give one prompt, not {len(args.prompt)}")
+    if args.normalize not in ("clip", "none"):
+        raise ValueError(f"--normalize {args.normalize} needs the whole audio before the first sample; with --stream "
+                         "use clip (samples past full scale are clipped) or none")
+    if args.out == "-" and args.subtype not in (None, "PCM_16"):
+        raise ValueError(f"--stream --out - writes 16-bit PCM; --subtype {args.subtype} applies to files only")
+
+
+def _write_stream(chunks, args: argparse.Namespace, sample_rate: int, total: int) -> None:
+    """Write streamed :class:`~tokenlm.api.Audio` chunks as they come: a 16-bit WAV on standard output
+    (``--out -``), or one file per prompt, flushed after every chunk."""
+    from tokenlm.audio import pcm16_bytes, wav_stream_header
+
+    if args.out == "-":
+        out = sys.stdout.buffer
+        header_written = False
+        for chunk in chunks:
+            if not header_written:
+                out.write(wav_stream_header(total, chunk.wav.shape[1], sample_rate))
+                header_written = True
+            out.write(pcm16_bytes(chunk.wav[0]))
+            out.flush()
+        return
+    import soundfile as sf
+
+    path = Path(args.out)
+    files: list = []
+    try:
+        for chunk in chunks:
+            if not files:
+                names = [path] if chunk.wav.shape[0] == 1 else [
+                    path.with_name(f"{path.stem}_{i}{path.suffix}") for i in range(chunk.wav.shape[0])]
+                files = [sf.SoundFile(name, "w", samplerate=sample_rate, channels=chunk.wav.shape[1],
+                                      subtype=args.subtype or "PCM_16") for name in names]
+            for handle, item in zip(files, chunk.wav, strict=True):
+                handle.write(item.clamp(-1.0, 1.0).T.numpy() if args.normalize == "clip" else item.T.numpy())
+                handle.flush()
+    finally:
+        for handle in files:
+            handle.close()
+    for handle in files:
+        print(f"wrote {handle.name} ({total / sample_rate:.2f} s at {sample_rate} Hz, streamed)")
 
 
 def _add_dtype(parser: argparse.ArgumentParser) -> None:
@@ -213,6 +269,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="classifier-free guidance coefficient (1 = none; default 3 for LMs, 5 for diffusion)")
     _add_diffusion_options(gen)
     gen.add_argument("--prompt-audio", default=None, help="audio file to continue")
+    gen.add_argument("--stream", action="store_true",
+                     help="write the audio while it is generated (token LMs; --out - streams a WAV to stdout)")
+    gen.add_argument("--chunk-seconds", type=float, default=0.5,
+                     help="with --stream: seconds of audio per write (default 0.5)")
     gen.add_argument("--melody", default=None,
                      help="audio file of a tune to follow in the timbre the prompt asks for (models with a chroma "
                           "conditioner, such as MusicGen-Melody)")
