@@ -305,6 +305,14 @@ def serve(names: list[str] | None = None, *, host: str = "127.0.0.1", port: int 
           f"(at most {concurrency} generating at once, {max_queue} waiting)", flush=True)
     try:
         app.launch(server_name=host, server_port=port, share=False, inbrowser=False, show_error=False,
-                   ssr_mode=False, allowed_paths=[str(app.tokenlm_out_dir)], theme=theme, footer_links=[], quiet=True)
+                   ssr_mode=False, allowed_paths=[str(app.tokenlm_out_dir)], theme=theme, footer_links=[], quiet=True,
+                   prevent_thread_lock=True)
     except OSError as error:  # the port is taken, or the address is not this machine's
         raise RuntimeError(f"cannot serve on {host}:{port}: {error}") from None
+    from tokenlm.demo.http_api import build_router
+
+    # the HTTP API for programs, on the same server: POST /generate, GET /health (its own limits, same values)
+    app.server_app.include_router(build_router(models, max_duration=max_duration, concurrency=concurrency,
+                                               max_queue=max_queue))
+    print(f"tokenlm serve: HTTP API on http://{host}:{port}/generate and /health", flush=True)
+    app.block_thread()
