@@ -277,3 +277,19 @@ def test_the_page_generates_plays_and_shows_errors(demo_server, tmp_path):
     if os.environ.get("TOKENLM_SCREENSHOTS"):
         for name in ("demo.png", "demo_error.png"):
             shutil.copy(tmp_path / name, Path(os.environ["TOKENLM_SCREENSHOTS"]) / name)
+
+
+def test_serve_offers_the_http_api(demo_server):
+    """``tokenlm serve`` answers the HTTP API on its own port beside the page: /health and a WAV from /generate."""
+    import json as json_module
+
+    base = demo_server.rstrip("/")
+    with urllib.request.urlopen(f"{base}/health", timeout=30) as response:
+        health = json_module.loads(response.read())
+    assert health["status"] == "ok" and health["models"] == ["lm (default)"] and health["max_duration"] == 10
+    request = urllib.request.Request(f"{base}/generate", method="POST", headers={"Content-Type": "application/json"},
+                                     data=json_module.dumps({"prompt": "a low hum", "duration": 0.5}).encode())
+    with urllib.request.urlopen(request, timeout=120) as response:
+        assert response.headers["content-type"] == "audio/wav"
+        data = response.read()
+    assert data[:4] == b"RIFF" and len(data) == 44 + 8000 * 2

@@ -166,3 +166,51 @@ def test_limits_are_checked() -> None:
     with pytest.raises(ValueError, match="concurrency 0"):
         build_app(DemoModels.load(["default"]), concurrency=0)
     assert torch.get_num_threads() >= 1
+
+
+def _readme_section() -> str:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    return readme.split("## Streaming and the HTTP API", 1)[1].split("\n## ", 1)[0]
+
+
+def test_readme_http_client_example(server: Server, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+
+    block = next(b for b in re.findall(r"```python\n(.*?)```", _readme_section(), flags=re.S) if "127.0.0.1" in b)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(block.replace("127.0.0.1:7860", f"127.0.0.1:{server.port}"), "README client", "exec"), {})
+    wav, rate = wav_of((tmp_path / "tone.wav").read_bytes())
+    assert rate == 16000 and wav.shape == (32000,)
+
+
+def test_readme_streaming_commands(server: Server, tmp_path) -> None:
+    """The section's command lines: the CLI pipe (into a reader instead of a sound card), the serve line parses,
+    and both curl calls against the test server (durations shortened to its limit)."""
+    import re
+    import shlex
+    import subprocess
+    import sys
+
+    from tokenlm import cli
+
+    block = re.search(r"```bash\n(.*?)```", _readme_section(), flags=re.S).group(1)
+    lines = [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
+    assert len(lines) == 4 and all(line.endswith("| aplay") for line in (lines[0], lines[3]))
+    pipe = shlex.split(lines[0].removesuffix("| aplay"))
+    pipe[pipe.index("--duration") + 1] = "2"
+    done = subprocess.run([sys.executable, "-m", "tokenlm.cli", *pipe[1:], "--quiet"], capture_output=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr.decode()
+    wav, rate = wav_of(done.stdout)
+    assert rate == 16000 and wav.shape == (32000,)
+    serve = cli.build_parser().parse_args(shlex.split(lines[1].removesuffix("&"))[1:])
+    assert serve.model == ["default"] and serve.max_duration == 30 and serve.host == "127.0.0.1"
+    for index, line in ((2, lines[2]), (3, lines[3].removesuffix("| aplay") + f"-o {tmp_path / 'stream.wav'}")):
+        line = line.replace("127.0.0.1:7860", f"127.0.0.1:{server.port}").replace('"duration": 20', '"duration": 2')
+        done = subprocess.run(line, shell=True, cwd=tmp_path, capture_output=True, timeout=300)
+        assert done.returncode == 0, done.stderr.decode()
+    for name, seconds in (("dog.wav", 4), ("stream.wav", 2)):
+        wav, rate = wav_of((tmp_path / name).read_bytes())
+        assert rate == 16000 and wav.shape == (seconds * 16000,)
