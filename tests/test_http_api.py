@@ -207,7 +207,7 @@ def test_readme_streaming_commands(server: Server, tmp_path) -> None:
     assert rate == 16000 and wav.shape == (32000,)
     serve = cli.build_parser().parse_args(shlex.split(lines[1].removesuffix("&"))[1:])
     assert serve.model == ["default"] and serve.max_duration == 30 and serve.host == "127.0.0.1"
-    for index, line in ((2, lines[2]), (3, lines[3].removesuffix("| aplay") + f"-o {tmp_path / 'stream.wav'}")):
+    for line in (lines[2], lines[3].removesuffix("| aplay") + f"-o {tmp_path / 'stream.wav'}"):
         line = line.replace("127.0.0.1:7860", f"127.0.0.1:{server.port}").replace('"duration": 20', '"duration": 2')
         done = subprocess.run(line, shell=True, cwd=tmp_path, capture_output=True, timeout=300)
         assert done.returncode == 0, done.stderr.decode()
