@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
-for bench in generate end_to_end train_step ldm eval_suite codec_quality editing melody_stereo; do
+for bench in generate end_to_end train_step ldm eval_suite codec_quality editing melody_stereo streaming; do
   echo "== benchmarks/$bench.py --quick"
   start=$(date +%s)
   OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} "$PY" "benchmarks/$bench.py" --quick

@@ -87,7 +87,7 @@ def test_clap_trains_on_audio_and_samples_from_text(tmp_path: Path, tiny_manifes
 
 def test_recipe_errors_name_the_problem(tmp_path: Path, tiny_manifest: Path) -> None:
     base = overrides(tmp_path / "run", tiny_manifest, 1)
-    known = "clap, hashed_lut, lut, minilm"
+    known = "chroma, clap, hashed_lut, lut, minilm"
     with pytest.raises(ValueError, match=rf"unknown conditioner kind 'clapp'; known kinds: {known}"):
         run([*base, "conditioner=minilm", "conditioners.0.kind=clapp"])
     with pytest.raises(ValueError, match="unknown fuse route 'concat'"):
