@@ -138,6 +138,22 @@ def test_a_client_that_goes_away_stops_its_generation(server: Server, models: De
     assert len(steps) < 0.5 * MAX_DURATION * 50  # far from the 300 steps of the whole clip
 
 
+def test_a_client_that_gives_up_on_a_whole_wav_stops_its_generation(server: Server, models: DemoModels,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    lm = models.models["lm (default)"].model.backend.lm
+    steps = []
+    decode_step = lm.decode_step
+    monkeypatch.setattr(lm, "decode_step", lambda *a, **k: steps.append(1) or decode_step(*a, **k))
+    request = {"prompt": "rain on a tin roof", "duration": MAX_DURATION}
+    with pytest.raises(httpx.ReadTimeout):  # the client stops waiting and closes the connection
+        httpx.post(f"{server.url}/generate", json=request, timeout=httpx.Timeout(30, read=0.3))
+    deadline = time.monotonic() + 30
+    while httpx.get(f"{server.url}/health", timeout=10).json()["admitted"] != 0:
+        assert time.monotonic() < deadline, "the slot was never freed"
+        time.sleep(0.05)
+    assert 0 < len(steps) < 0.8 * MAX_DURATION * 50  # stopped before the 300 steps of the whole clip
+
+
 def test_load_eight_clients_fifty_requests(models: DemoModels) -> None:
     """8 concurrent clients, 50 requests: each completes (200, a whole WAV) or is refused at once (429); none hangs,
     and the server answers /health afterwards."""

@@ -11,8 +11,9 @@ model generates (its header first, sized for the requested duration), so a playe
 
 Limits: at most ``concurrency`` generations run at once and ``max_queue`` more wait; a request beyond that is
 refused at once with 429 (``Retry-After``). A duration above ``max_duration`` is refused with 400 naming the limit;
-malformed JSON, unknown fields and out-of-range values get 400 with the reason. A client that goes away mid-stream
-stops its generation (between two chunks) and frees its slot.
+malformed JSON, unknown fields and out-of-range values get 400 with the reason. A client that goes away stops its
+generation and frees its slot: mid-stream between two chunks, and while it waits for a whole WAV at the next step
+(the connection is polled every 0.1 s).
 
 Example client::
 
@@ -26,6 +27,7 @@ Example client::
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import math
@@ -46,12 +48,23 @@ log = logging.getLogger("tokenlm.api")
 SAMPLING_FIELDS = ("top_k", "top_p", "temperature", "cfg_coef", "steps", "cfg_rescale")
 
 
+class ClientGone(Exception):
+    """Raised between two generation steps once the client has disconnected."""
+
+
+async def _watch(request: Any, stop: threading.Event, every: float = 0.1) -> None:
+    """Set ``stop`` when the client of ``request`` disconnects (polled every ``every`` seconds)."""
+    while not stop.is_set():
+        if await request.is_disconnected():
+            stop.set()
+            return
+        await asyncio.sleep(every)
+
+
 class Slots:
     """Admission control: ``running`` generations at once, ``waiting`` more in line, the rest refused."""
 
     def __init__(self, running: int, waiting: int) -> None:
-        import asyncio
-
         self.limit, self.waiting_limit = running, waiting
         self._admitted = 0
         self._lock = threading.Lock()
@@ -160,25 +173,36 @@ def build_router(models: DemoModels, *, max_duration: float = 30.0, concurrency:
         except BaseException:
             slots.leave()
             raise
+        stop = threading.Event()  # set when the client goes away: the next step of the generation stops it
+
+        def stop_when_asked(done: int, total: int) -> None:
+            if stop.is_set():
+                raise ClientGone
+
+        watcher = None if body.stream else asyncio.ensure_future(_watch(request, stop))
+        streaming = False  # once the stream is made, its response frees the slot when it ends
         try:
             if body.stream:
                 chunks = await run_in_threadpool(
                     lambda: model.stream(body.prompt, body.duration, seed=body.seed, chunk_seconds=body.chunk_seconds,
                                          **sampling))
+                streaming = True
             else:
                 audio = await run_in_threadpool(
-                    lambda: model.generate(body.prompt, body.duration, seed=body.seed, **sampling))
+                    lambda: model.generate(body.prompt, body.duration, seed=body.seed, callback=stop_when_asked,
+                                           **sampling))
+        except ClientGone:
+            log.info("client went away: generation stopped")
+            return Response(status_code=499)
         except ValueError as err:  # what the model refuses (a sampling value, a chunk size) is the client's error
-            slots.done()
-            slots.leave()
             return error(400, str(err))
-        except BaseException:
-            slots.done()
-            slots.leave()
-            raise
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+            if not streaming:
+                slots.done()
+                slots.leave()
         if not body.stream:
-            slots.done()
-            slots.leave()
             return Response(wav_bytes(audio.wav[0], audio.sample_rate), media_type="audio/wav")
         total = round(body.duration * model.sample_rate)
         return StreamingResponse(_stream(chunks, request, slots, model.sample_rate, total), media_type="audio/wav")
