@@ -199,8 +199,8 @@ def demo_server(tmp_path):
         while True:
             if process.poll() is not None:
                 pytest.fail(f"tokenlm serve exited ({process.returncode}): {(tmp_path / 'serve.log').read_text()}")
-            try:
-                with urllib.request.urlopen(url, timeout=5) as response:
+            try:  # /health answers once the page is up and the HTTP API's routes are added after it
+                with urllib.request.urlopen(url + "health", timeout=5) as response:
                     if response.status == 200:
                         break
             except OSError:

@@ -43,6 +43,22 @@ LM_CONTROLS = ("top_k", "top_p", "temperature", "cfg_coef")
 DIFFUSION_CONTROLS = ("steps", "cfg_coef", "cfg_rescale")
 #: output files older than this are removed from the demo's folder (Gradio keeps its own copy for the page)
 KEEP_FILES_S = 3600.0
+#: seconds of audio per chunk sent to the page's live player
+LIVE_CHUNK_S = 0.25
+#: before a request leaves the page: a fresh key for its live stream, and the live player pointed at it (token LMs)
+LIVE_JS = """(...args) => {
+    const key = (window.crypto && crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + String(Math.random())
+                 ).replace(/[^A-Za-z0-9]/g, "").slice(0, 32);
+    const player = document.getElementById("tokenlm-live");
+    if (player && String(args[0]).startsWith("lm")) {
+        player.src = "live/" + key + ".wav";
+        player.play().catch(() => {});
+    }
+    args[args.length - 1] = key;
+    return args;
+}"""
+LIVE_PLAYER = ('<div><b>Live</b> (token LMs: plays while the model writes)<br>'
+               '<audio id="tokenlm-live" controls preload="auto" style="width: 100%"></audio></div>')
 
 
 class DemoError(ValueError):
@@ -176,9 +192,12 @@ def _prune(folder: Path, keep_s: float = KEEP_FILES_S) -> None:
 
 
 def generate_clip(models: DemoModels, out_dir: str | Path, label: str, prompt: Any, duration: Any, seed: Any,
-                  controls: dict[str, Any], max_duration: float = 30.0) -> tuple[Path, np.ndarray, str]:
+                  controls: dict[str, Any], max_duration: float = 30.0, live: Any = None
+                  ) -> tuple[Path, np.ndarray, str]:
     """Generate one clip as the page asks: returns the WAV written to ``out_dir``, its spectrogram and a status
-    line. Bad input raises :class:`DemoError`; what the model refuses raises its own ``ValueError``."""
+    line. Bad input raises :class:`DemoError`; what the model refuses raises its own ``ValueError``. With ``live``
+    (a :class:`~tokenlm.demo.live.LiveStream`) a token LM streams: each chunk's samples go to the live player as they
+    are made, and the file is those chunks joined."""
     entry = models.get(label)
     window = entry.max_duration
     limit = min(max_duration, window) if window else max_duration
@@ -188,7 +207,10 @@ def generate_clip(models: DemoModels, out_dir: str | Path, label: str, prompt: A
     out.mkdir(parents=True, exist_ok=True)
     _prune(out)
     started = time.perf_counter()
-    audio = entry.model.generate(prompt, seconds, seed=seed, **sampling)
+    if live is not None and entry.kind == "lm":
+        audio = _stream_clip(entry.model, prompt, seconds, seed, sampling, live)
+    else:
+        audio = entry.model.generate(prompt, seconds, seed=seed, **sampling)
     elapsed = time.perf_counter() - started
     from tokenlm.audio import LevelWarning
 
@@ -203,6 +225,27 @@ def generate_clip(models: DemoModels, out_dir: str | Path, label: str, prompt: A
     return path, spectrogram(wav, audio.sample_rate), status
 
 
+def _stream_clip(model: TextToAudio, prompt: str, seconds: float, seed: int | None, sampling: dict[str, Any],
+                 live: Any) -> Any:
+    """Generate with ``TextToAudio.stream``: the live player gets a WAV header, then each chunk's 16-bit samples;
+    returns the whole :class:`~tokenlm.api.Audio` (the chunks joined)."""
+    import torch
+
+    from tokenlm.api import Audio
+    from tokenlm.audio import pcm16_bytes, wav_stream_header
+
+    pieces = []
+    try:
+        for chunk in model.stream(prompt, seconds, seed=seed, chunk_seconds=LIVE_CHUNK_S, **sampling):
+            if not pieces:
+                live.push(wav_stream_header(round(seconds * model.sample_rate), chunk.wav.shape[1], model.sample_rate))
+            live.push(pcm16_bytes(chunk.wav[0]))
+            pieces.append(chunk.wav)
+    finally:
+        live.finish()
+    return Audio(torch.cat(pieces, dim=-1), model.sample_rate)
+
+
 def build_app(models: DemoModels, *, max_duration: float = 30.0, out_dir: str | Path | None = None) -> Any:
     """The Gradio ``Blocks`` app (not launched). ``out_dir`` holds the generated files (default: a temporary
     folder)."""
@@ -214,13 +257,23 @@ def build_app(models: DemoModels, *, max_duration: float = 30.0, out_dir: str | 
     diffusion_defaults = diffusion.sampling_defaults() if diffusion else {}
     default_duration = min(4.0, max_duration)
 
-    def run(label, prompt, duration, seed, top_k, top_p, temperature, lm_cfg, steps, diffusion_cfg, rescale):
+    from tokenlm.demo.live import LiveStreams
+
+    live_streams = LiveStreams()
+
+    def run(label, prompt, duration, seed, top_k, top_p, temperature, lm_cfg, steps, diffusion_cfg, rescale,
+            live_key=None):
         entry = models.models.get(label)
+        try:
+            live = live_streams.stream(live_key) if live_key else None
+        except ValueError:
+            live = None  # a page that sent no valid key just gets no live playback
         cfg = lm_cfg if entry is None or entry.kind == "lm" else diffusion_cfg
         controls = {"top_k": top_k, "top_p": top_p, "temperature": temperature, "cfg_coef": cfg, "steps": steps,
                     "cfg_rescale": rescale}
         try:
-            path, image, status = generate_clip(models, out, label, prompt, duration, seed, controls, max_duration)
+            path, image, status = generate_clip(models, out, label, prompt, duration, seed, controls, max_duration,
+                                                live=live)
         except (ValueError, FileNotFoundError) as error:  # bad input: said in the page, in one line
             raise gr.Error(str(error), title="Invalid input", print_exception=False) from None
         except Exception as error:  # noqa: BLE001 - never a stack trace in the page; the server log has it
@@ -269,17 +322,21 @@ def build_app(models: DemoModels, *, max_duration: float = 30.0, out_dir: str | 
                                             label="CFG rescale", elem_id="rescale")
                 button = gr.Button("Generate", variant="primary", elem_id="generate")
             with gr.Column(scale=2):
+                gr.HTML(LIVE_PLAYER, elem_id="live")
+                live_key = gr.Textbox(visible=False, elem_id="live_key")
                 player = gr.Audio(label="Audio", type="filepath", format="wav", interactive=False,
                                   elem_id="audio")
                 image = gr.Image(label="Log-mel spectrogram", type="numpy", interactive=False, elem_id="spectrogram")
                 download = gr.File(label="Download WAV", interactive=False, elem_id="download")
                 status = gr.Markdown(elem_id="status")
         model.change(show_controls, inputs=model, outputs=[lm_group, diffusion_group], queue=False)
-        inputs = [model, prompt, duration, seed, top_k, top_p, temperature, lm_cfg, steps, diffusion_cfg, rescale]
+        inputs = [model, prompt, duration, seed, top_k, top_p, temperature, lm_cfg, steps, diffusion_cfg, rescale,
+                  live_key]
         outputs = [player, image, download, status]
-        button.click(run, inputs=inputs, outputs=outputs, api_name="generate")
-        prompt.submit(run, inputs=inputs, outputs=outputs, api_name=False)
+        button.click(run, inputs=inputs, outputs=outputs, api_name="generate", js=LIVE_JS)
+        prompt.submit(run, inputs=inputs, outputs=outputs, api_name=False, js=LIVE_JS)
     app.tokenlm_out_dir = out  # where the files are written (allowed_paths of launch)
+    app.tokenlm_live = live_streams  # what serve's live/<key>.wav route reads
     return app
 
 
@@ -310,6 +367,9 @@ def serve(names: list[str] | None = None, *, host: str = "127.0.0.1", port: int 
     except OSError as error:  # the port is taken, or the address is not this machine's
         raise RuntimeError(f"cannot serve on {host}:{port}: {error}") from None
     from tokenlm.demo.http_api import build_router
+    from tokenlm.demo.live import live_router
+
+    app.server_app.include_router(live_router(app.tokenlm_live))  # the page's live player
 
     # the HTTP API for programs, on the same server: POST /generate, GET /health (its own limits, same values)
     app.server_app.include_router(build_router(models, max_duration=max_duration, concurrency=concurrency,
