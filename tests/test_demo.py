@@ -279,6 +279,52 @@ def test_the_page_generates_plays_and_shows_errors(demo_server, tmp_path):
             shutil.copy(tmp_path / name, Path(os.environ["TOKENLM_SCREENSHOTS"]) / name)
 
 
+def test_the_live_player_plays_while_the_model_generates(demo_server):
+    """A token LM streams into the page's live player: audio is buffered there before the generation ends, the
+    live bytes are the offered file's samples, and that file is ``generate``'s audio for the same seed."""
+    sync_api = _browser_or_skip()
+    import numpy as np
+    import soundfile as sf
+
+    from tokenlm import TextToAudio
+
+    prompt, duration = "a woodblock ticking at 120 bpm", 8.0
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(demo_server, wait_until="domcontentloaded")
+            page.locator("#prompt textarea").fill(prompt)
+            page.locator("#duration input").fill(str(duration))
+            page.locator("#generate").click()
+            done_text = page.get_by_text(f"lm (default): {duration:.2f} s at 16000 Hz")
+            buffered_before_done = None
+            deadline = time.monotonic() + 180
+            while not done_text.count():
+                assert time.monotonic() < deadline, "the generation did not finish"
+                buffered = page.evaluate("""() => { const a = document.getElementById("tokenlm-live");
+                    return a && a.buffered.length ? a.buffered.end(a.buffered.length - 1) : 0; }""")
+                if buffered > 0 and buffered_before_done is None:
+                    buffered_before_done = buffered
+                page.wait_for_timeout(50)
+            assert buffered_before_done is not None and 0 < buffered_before_done < duration, buffered_before_done
+            print(f"live player: {buffered_before_done:.2f} s buffered before the {duration:g} s clip was finished")
+            live_src = page.evaluate("() => document.getElementById('tokenlm-live').src")
+            assert "/live/" in live_src
+            live = page.evaluate(DECODE, live_src)
+            audio = page.locator("#audio audio[src]").first
+            final = page.evaluate(DECODE, audio.get_attribute("src"))
+        finally:
+            browser.close()
+    live_wav, rate = sf.read(io.BytesIO(base64.b64decode(live["base64"])), dtype="float32")
+    file_wav, file_rate = sf.read(io.BytesIO(base64.b64decode(final["base64"])), dtype="float32")
+    assert rate == file_rate == 16000 and live_wav.shape == file_wav.shape == (int(duration * 16000),)
+    assert np.abs(live_wav - file_wav).max() <= 1.5 / 32767  # the same samples (16-bit rounding)
+    expected = TextToAudio.from_pretrained("default").generate(prompt, duration, seed=0).wav[0, 0].numpy()
+    error = np.sqrt(np.mean((file_wav - expected) ** 2) / np.mean(expected ** 2))
+    assert 20 * np.log10(error) < -35, 20 * np.log10(error)  # streamed decoding (bf16 windows) and 16-bit PCM
+
+
 def test_serve_offers_the_http_api(demo_server):
     """``tokenlm serve`` answers the HTTP API on its own port beside the page: /health and a WAV from /generate."""
     import json as json_module
