@@ -49,14 +49,15 @@ class StreamingDecoder:
                 raise ValueError(f"StreamingDecoder {name} must be a whole number of frames >= {low}, got {value!r}")
         self.codec, self.context, self.lookahead, self.min_frames = codec, context, lookahead, min_frames
         self.hop = round(codec.sample_rate / codec.frame_rate)
-        self._codes: torch.Tensor | None = None  # [B, K, T] every frame so far
+        self._codes: torch.Tensor | None = None  # [B, K, T'] the frames a later decode still reads
+        self._dropped = 0  # frames before those (given, and beyond the context of every later window)
         self._given = 0  # frames whose audio has been given
         self._finished = False
 
     @property
     def frames(self) -> int:
         """Frames received so far."""
-        return 0 if self._codes is None else int(self._codes.shape[-1])
+        return self._dropped + (0 if self._codes is None else int(self._codes.shape[-1]))
 
     def push(self, codes: torch.Tensor) -> torch.Tensor:
         """Add new frames ``[B, K, n]``; returns the audio ``[B, C, m * hop]`` of the frames now decodable (m is 0
@@ -84,8 +85,11 @@ class StreamingDecoder:
         if end <= self._given:
             batch = self._codes.shape[0]
             return torch.zeros(batch, self.codec.channels, 0)
-        start = max(0, self._given - self.context)
-        wav = self.codec.decode(self._codes[..., start:]).float().cpu()  # [B, C, (T - start) * hop]
+        start = max(0, self._given - self.context)  # in frames since the first; >= dropped
+        wav = self.codec.decode(self._codes[..., start - self._dropped:]).float().cpu()  # [B, C, (T - start) * hop]
         piece = wav[..., (self._given - start) * self.hop: (end - start) * self.hop]
         self._given = end
+        keep_from = max(0, end - self.context)  # no later window starts before this: the rest is never read again
+        self._codes = self._codes[..., keep_from - self._dropped:]
+        self._dropped = keep_from
         return piece
